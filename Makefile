@@ -1,0 +1,55 @@
+# specforge-k8s — every target documents itself: `make help`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# One stamp per dependency set, so editing pyproject.toml reinstalls and nothing else does.
+DEPS_STAMP := $(VENV)/.deps-$(shell sha1sum pyproject.toml | cut -c1-12)
+export PIP_CACHE_DIR ?= $(HOME)/.cache/pip
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(DEPS_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[operator,trainer,dev]'
+	@rm -f $(VENV)/.deps-* && touch $@
+
+.PHONY: deps
+deps: $(DEPS_STAMP) ## Create the virtualenv and install the Python dependencies
+
+.PHONY: system-deps
+system-deps: ## Install the system packages tests need (redis-server)
+	hack/install-system-deps.sh
+
+.PHONY: demo
+demo: deps ## Main job: train a draft model locally on the built-in target and bundled data
+	$(BIN)/specforge run examples/local-colocated.yaml
+
+.PHONY: test
+test: deps system-deps cluster-binaries ## Run every test layer: unit, integration (real Redis), e2e (real API server)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: test-fast
+test-fast: deps ## Run the fast layer only (pure logic, no services, no slow training)
+	$(BIN)/pytest -m "not slow and not integration and not e2e" $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: deps ## ruff, import layering (import-linter) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy trainer/specforge_trainer/control_plane
+
+.PHONY: bench
+bench: deps system-deps ## Run the benchmarks under bench/ (prints ratios measured side by side)
+	$(BIN)/python bench/control_plane.py
+
+.PHONY: cluster-binaries
+cluster-binaries: ## Build (or reuse from ~/.cache) the local Kubernetes control-plane binaries
+	@if [ -x hack/build-binaries.sh ]; then hack/build-binaries.sh; else echo "hack/build-binaries.sh not present yet"; fi
