@@ -1,0 +1,323 @@
+"""The desired state of a SpecForgeRun: what to train, on what data, with which deployment mode.
+
+Field names are the contract with the trainer (which reads the same models from the mounted manifest), so a
+new knob belongs here rather than in a CLI flag. Defaults are chosen so a minimal manifest trains the
+built-in tiny target on the bundled chat data on CPU.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field
+
+from specforge_operator.api.base import ApiModel, CrossFieldRule, cel_exactly_one_set, exactly_one_set
+from specforge_operator.api.common import (
+    AbsolutePath,
+    LocalObjectReference,
+    Quantity,
+    Resources,
+    SecretKeyRef,
+    Toleration,
+    VolumeSource,
+    scratch_volume,
+)
+
+
+class DeploymentMode(StrEnum):
+    """How features reach the trainer, and which metadata store keeps their refs."""
+
+    LOCAL_COLOCATED = "local_colocated"
+    DATAFLOW_COLOCATED = "dataflow_colocated"
+    DISAGGREGATED = "disaggregated"
+
+    @property
+    def is_durable(self) -> bool:
+        """True when the mode acknowledges samples in a durable metadata store."""
+        return self is not DeploymentMode.LOCAL_COLOCATED
+
+
+class FeatureMode(StrEnum):
+    """Whether target-model features are precomputed before training or computed in the loop."""
+
+    OFFLINE = "offline"
+    ONLINE = "online"
+
+
+_EXACTLY_ONE_SOURCE = CrossFieldRule(
+    cel=cel_exactly_one_set("builtin", "path"),
+    message="exactly one of builtin or path must be set",
+    holds=lambda source: exactly_one_set(source.builtin, source.path),
+)
+
+
+class TargetModelSource(ApiModel):
+    """The target model whose hidden states the draft model learns from."""
+
+    builtin: Literal["tiny-llama"] | None = Field(
+        default=None, description="A model shipped with the trainer (random weights, no download)."
+    )
+    path: AbsolutePath | None = Field(
+        default=None, description="Absolute path of a Hugging Face model directory (on `volume` when set)."
+    )
+    volume: VolumeSource | None = Field(default=None, description="The volume `path` lives on.")
+
+    cross_field_rules = (_EXACTLY_ONE_SOURCE,)
+
+
+class DatasetSource(ApiModel):
+    """The chat data (JSONL of conversations) the draft model is trained on."""
+
+    builtin: Literal["chat-mini"] | None = Field(
+        default=None, description="A small chat dataset bundled inside the trainer package."
+    )
+    path: AbsolutePath | None = Field(
+        default=None, description="Absolute path of a JSONL file (on `volume` when set)."
+    )
+    volume: VolumeSource | None = Field(default=None, description="The volume `path` lives on.")
+
+    cross_field_rules = (_EXACTLY_ONE_SOURCE,)
+
+
+class TrainingConfig(ApiModel):
+    """EAGLE3 draft-model training hyperparameters."""
+
+    epochs: int = Field(default=1, ge=1, le=1000, description="Passes over the dataset.")
+    learning_rate: float = Field(default=1.0e-3, gt=0, le=1, description="Peak AdamW learning rate.")
+    batch_size: int = Field(default=4, ge=1, le=4096, description="Samples per optimizer step on each rank.")
+    max_length: int = Field(default=256, ge=16, le=131072, description="Tokens per sample after truncation.")
+    ttt_length: int = Field(
+        default=7, ge=1, le=32, description="Test-time-training unroll length (draft positions trained)."
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed for data order and initialisation.")
+    draft_vocab_size: int = Field(
+        default=256, ge=2, le=262144, description="Vocabulary size of the draft head."
+    )
+    checkpoint_interval: int = Field(
+        default=50, ge=1, le=1_000_000, description="Optimizer steps between checkpoints."
+    )
+    keep_checkpoints: int = Field(
+        default=2, ge=1, le=100, description="Most recent checkpoints kept on disk."
+    )
+    max_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Stop after this many optimizer steps (smoke tests); unset trains all epochs.",
+    )
+    feature_mode: FeatureMode = Field(
+        default=FeatureMode.OFFLINE,
+        description="offline: precompute target features, then train; online: the target runs in the loop.",
+    )
+
+
+class WorkerPool(ApiModel):
+    """A set of identical pods: how many, their accelerators, resources and placement."""
+
+    replicas: int = Field(default=1, ge=1, le=1024, description="Number of pods.")
+    gpus_per_replica: int = Field(
+        default=0, ge=0, le=16, description="nvidia.com/gpu per pod (also the processes per pod)."
+    )
+    resources: Resources = Field(default_factory=Resources, description="CPU and memory per pod.")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels the pods must match."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, max_length=32, description="Taints the pods tolerate."
+    )
+
+
+class TrainerPool(WorkerPool):
+    """The draft-model trainer ranks (rank 0 reports progress)."""
+
+
+class ProducerPool(WorkerPool):
+    """Feature producers running the target model (disaggregated mode only)."""
+
+    gpus_per_replica: int = Field(default=1, ge=0, le=16, description="nvidia.com/gpu per producer pod.")
+
+
+class RedisPersistence(ApiModel):
+    """Durable storage for the managed Redis (append-only file on a PVC)."""
+
+    enabled: bool = Field(default=False, description="Keep Redis data on a PVC with AOF enabled.")
+    size: Quantity = Field(default="1Gi", description="Size of the PVC.")
+    storage_class_name: str | None = Field(
+        default=None, max_length=253, description="StorageClass of the PVC; unset uses the cluster default."
+    )
+
+
+class RedisAuth(ApiModel):
+    """Password protection of the managed Redis."""
+
+    enabled: bool = Field(default=True, description="Generate a password Secret and require it.")
+
+
+class ManagedRedis(ApiModel):
+    """A Redis the operator deploys and owns for this run."""
+
+    image: str = Field(default="redis:7.2-alpine", min_length=1, max_length=512, description="Redis image.")
+    resources: Resources = Field(
+        default_factory=lambda: Resources(cpu="100m", memory="256Mi"),
+        description="Redis container resources.",
+    )
+    persistence: RedisPersistence = Field(
+        default_factory=RedisPersistence, description="Persistence settings."
+    )
+    auth: RedisAuth = Field(default_factory=RedisAuth, description="Authentication settings.")
+
+
+class ExternalRedis(ApiModel):
+    """A Redis run by someone else."""
+
+    url: str = Field(
+        pattern=r"^rediss?://[^\s]+$",
+        max_length=2048,
+        description="redis:// or rediss:// URL, with database.",
+    )
+    password_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding the password; unset means no password."
+    )
+
+
+class MetadataStoreSpec(ApiModel):
+    """The durable store of sample refs: exactly one of managed or external."""
+
+    managed: ManagedRedis | None = Field(default=None, description="Deploy a Redis owned by this run.")
+    external: ExternalRedis | None = Field(default=None, description="Use an existing Redis.")
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel=cel_exactly_one_set("managed", "external"),
+            message="exactly one of managed or external must be set",
+            holds=lambda store: exactly_one_set(store.managed, store.external),
+        ),
+    )
+
+
+class MountedStorage(ApiModel):
+    """A directory the trainer writes, on a volume."""
+
+    volume: VolumeSource = Field(default_factory=scratch_volume, description="The volume to mount.")
+    path: AbsolutePath = Field(description="Mount path inside the pods.")
+
+
+class FeatureStoreSpec(MountedStorage):
+    """Where feature tensors (safetensors files) are written and read."""
+
+    path: AbsolutePath = Field(default="/features", description="Mount path inside the pods.")
+
+
+class CheckpointSpec(MountedStorage):
+    """Where draft-model checkpoints are written."""
+
+    path: AbsolutePath = Field(default="/checkpoints", description="Mount path inside the pods.")
+
+
+class RunPolicy(ApiModel):
+    """Restart and lifetime policy of the training workload."""
+
+    backoff_limit: int = Field(default=3, ge=0, le=100, description="Retries before the run is Failed.")
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="Delete the workload this long after it finishes; unset keeps it."
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None, ge=1, description="Fail the run when it has been active this long."
+    )
+
+
+class Scheduling(ApiModel):
+    """Scheduling hints passed to every pod of the run."""
+
+    priority_class_name: str | None = Field(
+        default=None, max_length=253, description="PriorityClass of the pods."
+    )
+    scheduler_name: str | None = Field(default=None, max_length=253, description="Scheduler of the pods.")
+    queue_name: str | None = Field(
+        default=None,
+        max_length=63,
+        description="Kueue LocalQueue; set as the kueue.x-k8s.io/queue-name label.",
+    )
+
+
+class SpecForgeRunSpec(ApiModel):
+    """Desired state of a SpecForgeRun."""
+
+    deployment_mode: DeploymentMode = Field(
+        description="local_colocated, dataflow_colocated or disaggregated; immutable after creation.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self == oldSelf", "message": "deploymentMode is immutable"}
+            ]
+        },
+    )
+    image: str = Field(
+        default="ghcr.io/specforge-k8s/trainer:0.1.0",
+        min_length=1,
+        max_length=512,
+        description="Trainer image (also runs the producers).",
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent", description="Pull policy of the trainer image."
+    )
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list, max_length=16, description="Secrets used to pull the image."
+    )
+    target_model: TargetModelSource = Field(description="The target model.")
+    dataset: DatasetSource = Field(description="The training data.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="Training hyperparameters.")
+    trainer: TrainerPool = Field(default_factory=TrainerPool, description="Trainer pods.")
+    producers: ProducerPool | None = Field(
+        default=None, description="Feature-producer pods; required for disaggregated, forbidden otherwise."
+    )
+    metadata_store: MetadataStoreSpec | None = Field(
+        default=None,
+        description="Durable store of sample refs; forbidden for local_colocated, "
+        "unset in a durable mode means a managed Redis with defaults.",
+    )
+    feature_store: FeatureStoreSpec = Field(
+        default_factory=FeatureStoreSpec, description="Volume for target-model features."
+    )
+    checkpoints: CheckpointSpec = Field(default_factory=CheckpointSpec, description="Volume for checkpoints.")
+    suspend: bool = Field(default=False, description="Delete the run's pods (not its data) while true.")
+    run_policy: RunPolicy = Field(default_factory=RunPolicy, description="Restart and lifetime policy.")
+    scheduling: Scheduling = Field(default_factory=Scheduling, description="Scheduling hints.")
+
+    cross_field_rules = (
+        CrossFieldRule(
+            cel="self.deploymentMode != 'local_colocated' || self.trainer.replicas == 1",
+            message="local_colocated runs exactly one trainer replica",
+            holds=lambda s: s.deployment_mode != DeploymentMode.LOCAL_COLOCATED or s.trainer.replicas == 1,
+            field="trainer.replicas",
+        ),
+        CrossFieldRule(
+            cel="self.deploymentMode != 'local_colocated' || !has(self.metadataStore)",
+            message="local_colocated uses no metadata store (it is NoOp)",
+            holds=lambda s: s.deployment_mode != DeploymentMode.LOCAL_COLOCATED or s.metadata_store is None,
+            field="metadataStore",
+        ),
+        CrossFieldRule(
+            cel="self.deploymentMode == 'disaggregated' || !has(self.producers)",
+            message="producers are only allowed in disaggregated mode",
+            holds=lambda s: s.deployment_mode == DeploymentMode.DISAGGREGATED or s.producers is None,
+            field="producers",
+        ),
+        CrossFieldRule(
+            cel="self.deploymentMode != 'disaggregated' || has(self.producers)",
+            message="disaggregated mode needs producers (at least one replica)",
+            holds=lambda s: s.deployment_mode != DeploymentMode.DISAGGREGATED or s.producers is not None,
+            field="producers",
+        ),
+    )
+
+    def effective_metadata_store(self) -> MetadataStoreSpec | None:
+        """The store the run uses: none for local_colocated, a default managed Redis when left unset."""
+        if not self.deployment_mode.is_durable:
+            return None
+        return self.metadata_store or MetadataStoreSpec(managed=ManagedRedis())
+
+    def total_gpus(self) -> int:
+        gpus = self.trainer.replicas * self.trainer.gpus_per_replica
+        if self.producers is not None:
+            gpus += self.producers.replicas * self.producers.gpus_per_replica
+        return gpus

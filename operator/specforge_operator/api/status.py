@@ -1,0 +1,96 @@
+"""The observed state of a SpecForgeRun.
+
+Two writers share the status subresource and never touch each other's fields: the operator owns everything
+but ``progress``, which rank 0 of the trainer merge-patches as it trains (through a per-run ServiceAccount
+that may patch only this run's status). Status models ignore unknown fields so an older operator can read a
+status written by a newer trainer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from specforge_operator.api.base import ApiModel
+
+
+class Phase(StrEnum):
+    """Coarse lifecycle state of a run, derived from its children."""
+
+    PENDING = "Pending"
+    PROVISIONING = "Provisioning"
+    RUNNING = "Running"
+    SUSPENDED = "Suspended"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+    @property
+    def is_finished(self) -> bool:
+        return self in (Phase.SUCCEEDED, Phase.FAILED)
+
+
+class StatusModel(ApiModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class Condition(StatusModel):
+    """A standard Kubernetes condition (metav1.Condition)."""
+
+    type: str = Field(max_length=316, description="Condition type, e.g. Ready, StoreReady, Complete, Failed.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(max_length=1024, description="CamelCase machine-readable reason.")
+    message: str = Field(default="", max_length=32768, description="Human-readable details.")
+    last_transition_time: datetime = Field(description="When the status last changed.")
+    observed_generation: int | None = Field(default=None, ge=0, description="Spec generation this reflects.")
+
+
+class ChildReference(StatusModel):
+    """One object the run owns."""
+
+    api_version: str = Field(description="apiVersion of the child.")
+    kind: str = Field(description="Kind of the child.")
+    name: str = Field(description="Name of the child.")
+
+
+class Progress(StatusModel):
+    """Training progress as last reported by trainer rank 0."""
+
+    step: int | None = Field(default=None, ge=0, description="Optimizer steps done.")
+    total_steps: int | None = Field(default=None, ge=0, description="Optimizer steps the run will take.")
+    epoch: int | None = Field(default=None, ge=0, description="Current epoch (0-based).")
+    loss: float | None = Field(default=None, description="Latest training loss.")
+    accuracy: list[float] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Latest per-position draft accuracy (position 0 first).",
+    )
+    acceptance_length: float | None = Field(default=None, description="Estimated mean acceptance length.")
+    samples_per_second: float | None = Field(default=None, ge=0, description="Recent training throughput.")
+    updated_at: datetime | None = Field(default=None, description="When the trainer wrote this progress.")
+
+
+class SpecForgeRunStatus(StatusModel):
+    """Observed state of a SpecForgeRun."""
+
+    phase: Phase | None = Field(
+        default=None, description="Pending, Provisioning, Running, Suspended, Succeeded or Failed."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=16, description="Standard conditions."
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="Last spec generation reconciled."
+    )
+    start_time: datetime | None = Field(default=None, description="When the workload was first created.")
+    completion_time: datetime | None = Field(default=None, description="When the run Succeeded or Failed.")
+    children: list[ChildReference] = Field(
+        default_factory=list, max_length=64, description="Objects the run owns."
+    )
+    metadata_store_endpoint: str | None = Field(
+        default=None, description="redis://host:port/db the trainers use (no password)."
+    )
+    gpus: int | None = Field(default=None, ge=0, description="GPUs the run requests in total.")
+    progress: Progress | None = Field(default=None, description="Training progress written by the trainer.")

@@ -1,0 +1,83 @@
+"""The API models accept valid manifests, fill defaults, and reject bad ones naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from specforge_operator.api import DeploymentMode, ManifestError, load_run_manifest, parse_run_manifest
+
+from tests.unit.operator.builders import run_manifest
+
+
+@pytest.mark.parametrize("mode", list(DeploymentMode))
+def test_minimal_manifest_of_each_mode_is_valid(mode: DeploymentMode) -> None:
+    run = parse_run_manifest(run_manifest(mode.value))
+    assert run.spec.deployment_mode is mode
+    assert run.spec.training.epochs == 1
+    assert run.spec.feature_store.path == "/features"
+
+
+def test_durable_mode_without_store_means_managed_redis() -> None:
+    run = parse_run_manifest(run_manifest("dataflow_colocated"))
+    store = run.spec.effective_metadata_store()
+    assert store is not None and store.managed is not None and store.external is None
+    assert parse_run_manifest(run_manifest("local_colocated")).spec.effective_metadata_store() is None
+
+
+def test_integer_quantities_are_read_as_strings() -> None:
+    run = parse_run_manifest(run_manifest(trainer={"resources": {"cpu": 2, "memory": "8Gi"}}))
+    assert run.spec.trainer.resources.cpu == "2"
+
+
+def test_wire_form_round_trips() -> None:
+    run = parse_run_manifest(run_manifest("disaggregated"))
+    assert parse_run_manifest(run.spec_manifest()) == run
+
+
+BAD_SPECS = [
+    ({"deploymentMode": "hybrid"}, "spec.deploymentMode"),
+    ({"trainer": {"replicas": 2}}, "spec.trainer.replicas"),
+    ({"metadataStore": {"managed": {}}}, "spec.metadataStore"),
+    ({"producers": {"replicas": 1}}, "spec.producers"),
+    ({"targetModel": {"builtin": "tiny-llama", "path": "/models/x"}}, "spec.targetModel"),
+    ({"dataset": {"path": "relative.jsonl"}}, "spec.dataset.path"),
+    ({"training": {"epochs": 0}}, "spec.training.epochs"),
+    ({"training": {"learningRate": 0}}, "spec.training.learningRate"),
+    ({"training": {"featureMode": "sideways"}}, "spec.training.featureMode"),
+    ({"training": {"epoch": 1}}, "spec.training.epoch"),
+    ({"trainer": {"resources": {"memory": "lots"}}}, "spec.trainer.resources.memory"),
+    ({"checkpoints": {"volume": {"emptyDir": {}, "hostPath": {"path": "/x"}}}}, "spec.checkpoints.volume"),
+]
+
+
+@pytest.mark.parametrize(("spec", "field"), BAD_SPECS, ids=[field for _, field in BAD_SPECS])
+def test_bad_manifest_error_names_the_field(spec: dict, field: str) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_run_manifest(run_manifest(**spec))
+    assert field in [path for path, _ in caught.value.problems], caught.value.problems
+    assert field in str(caught.value)
+
+
+def test_disaggregated_needs_producers() -> None:
+    manifest = run_manifest("disaggregated")
+    del manifest["spec"]["producers"]
+    with pytest.raises(ManifestError, match=r"spec\.producers: disaggregated mode needs producers"):
+        parse_run_manifest(manifest)
+
+
+def test_run_name_must_fit_child_names() -> None:
+    with pytest.raises(ManifestError, match=r"metadata\.name"):
+        parse_run_manifest(run_manifest(name="x" * 41))
+
+
+def test_load_run_manifest_reads_one_document(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(run_manifest()))
+    assert load_run_manifest(path).name == "demo"
+    path.write_text(yaml.safe_dump(run_manifest()) + "---\n" + yaml.safe_dump(run_manifest()))
+    with pytest.raises(ManifestError, match="exactly one YAML document"):
+        load_run_manifest(path)
+    with pytest.raises(ManifestError, match="<file>"):
+        load_run_manifest(tmp_path / "missing.yaml")
