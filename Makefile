@@ -53,3 +53,15 @@ bench: deps system-deps ## Run the benchmarks under bench/ (prints ratios measur
 .PHONY: cluster-binaries
 cluster-binaries: ## Build (or reuse from ~/.cache) the local Kubernetes control-plane binaries
 	@if [ -x hack/build-binaries.sh ]; then hack/build-binaries.sh; else echo "hack/build-binaries.sh not present yet"; fi
+
+.PHONY: crds
+crds: deps ## Regenerate crds/ from the SpecForgeRun API models
+	$(BIN)/python -m specforge_operator.crd --output crds/specforgeruns.specforge.io.yaml
+
+.PHONY: verify-crds
+verify-crds: deps ## Fail when crds/ differs from what the API models generate
+	$(BIN)/python -m specforge_operator.crd --check crds/specforgeruns.specforge.io.yaml
+
+.PHONY: operator-run
+operator-run: deps ## Run the operator against the current kubeconfig (all namespaces)
+	$(BIN)/python -m specforge_operator --all-namespaces

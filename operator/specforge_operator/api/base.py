@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -52,6 +52,15 @@ class ApiModel(BaseModel):
         if broken:
             raise ValueError("; ".join(_describe(rule) for rule in broken))
         return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        # Emit the CEL half of each cross-field rule into the schema the CRD is generated from.
+        json_schema = handler(core_schema)
+        if cls.cross_field_rules:
+            target = handler.resolve_ref_schema(json_schema)
+            target["x-kubernetes-validations"] = [rule.as_crd_validation() for rule in cls.cross_field_rules]
+        return json_schema
 
     def to_wire(self) -> dict[str, Any]:
         """The object as the Kubernetes API sees it: camelCase keys, unset optionals left out."""

@@ -50,7 +50,6 @@ class ObjectMeta(ApiModel):
 RUN_NAME_VALIDATION = {
     "rule": f"size(self.metadata.name) <= {MAX_RUN_NAME_LENGTH} && self.metadata.name.matches('{RUN_NAME_PATTERN}')",
     "message": f"metadata.name must be a DNS-1035 label of at most {MAX_RUN_NAME_LENGTH} characters",
-    "fieldPath": ".metadata.name",
 }
 
 

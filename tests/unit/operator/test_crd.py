@@ -1,0 +1,88 @@
+"""The checked-in CRD is exactly what the API models generate, and it is a usable structural schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import Field
+from specforge_operator import crd
+from specforge_operator.api.base import ApiModel
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CHECKED_IN = REPO_ROOT / "crds" / crd.CRD_FILE_NAME
+
+
+def test_checked_in_crd_matches_generated() -> None:
+    assert CHECKED_IN.read_text() == crd.render_crd_yaml(), "crds/ is stale: run `make crds`"
+
+
+def test_check_mode_fails_on_a_stale_file(tmp_path: Path) -> None:
+    stale = tmp_path / "crd.yaml"
+    stale.write_text(crd.render_crd_yaml().replace("maxLength: 512", "maxLength: 513", 1))
+    assert crd.main(["--check", str(stale)]) == 1
+    stale.write_text(crd.render_crd_yaml())
+    assert crd.main(["--check", str(stale)]) == 0
+
+
+def _walk(schema: dict[str, Any], path: str = ""):
+    yield path, schema
+    for name, child in schema.get("properties", {}).items():
+        yield from _walk(child, f"{path}.{name}")
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            yield from _walk(schema[key], f"{path}[]")
+
+
+def _root_schema() -> dict[str, Any]:
+    return crd.build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def test_schema_is_structural_and_described() -> None:
+    for path, node in _walk(_root_schema()):
+        assert "$ref" not in node and "title" not in node, path
+        if not path.endswith("[]") or node.get("type") == "object":
+            assert node.get("description"), f"{path} has no description"
+        if "anyOf" not in node:
+            assert "type" in node, f"{path} has no type"
+        if "default" in node:
+            assert node["default"] is not None, path
+
+
+def test_schema_carries_bounds_enums_defaults_and_cel() -> None:
+    spec = _root_schema()["properties"]["spec"]
+    mode = spec["properties"]["deploymentMode"]
+    assert mode["enum"] == ["local_colocated", "dataflow_colocated", "disaggregated"]
+    assert mode["x-kubernetes-validations"][0]["rule"] == "self == oldSelf"
+    training = spec["properties"]["training"]["properties"]
+    assert training["epochs"] == {**training["epochs"], "minimum": 1, "default": 1}
+    assert training["learningRate"]["exclusiveMinimum"] is True
+    rules = [rule["rule"] for rule in spec["x-kubernetes-validations"]]
+    assert "self.deploymentMode != 'local_colocated' || self.trainer.replicas == 1" in rules
+    assert spec["properties"]["featureStore"]["default"] == {"volume": {"emptyDir": {}}, "path": "/features"}
+    assert spec["required"] == ["deploymentMode", "targetModel", "dataset"]
+
+
+def test_printer_columns_and_status_subresource() -> None:
+    version = crd.build_crd()["spec"]["versions"][0]
+    assert [column["name"] for column in version["additionalPrinterColumns"]] == [
+        "Mode",
+        "Phase",
+        "GPUs",
+        "Step",
+        "Loss",
+        "Age",
+    ]
+    assert version["subresources"] == {"status": {}}
+    status = _root_schema()["properties"]["status"]
+    assert all("default" not in node for _, node in _walk(status))
+
+
+def test_undescribed_field_fails_generation() -> None:
+    class Careless(ApiModel):
+        described: int = Field(default=1, description="has one")
+        undescribed: int = 2
+
+    with pytest.raises(crd.SchemaError, match="undescribed"):
+        crd.structural_schema(Careless)
