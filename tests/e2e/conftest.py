@@ -1,0 +1,106 @@
+"""Fixtures for the e2e layer: a real Kubernetes API server for every test under tests/e2e.
+
+The contract other test modules rely on:
+
+- ``kubeconfig`` (session): the path of a kubeconfig. When ``$KUBECONFIG`` is set (a kind cluster, a
+  developer's ``make cluster-up``), that cluster is used as is and left alone. Otherwise the local
+  control plane (``hack/cluster.sh``: etcd, kube-apiserver, controller-manager, scheduler, KWOK GPU
+  nodes, training-operator) is brought up once, under a cluster name private to this test run so two
+  runs on one machine never share or tear down each other's cluster, and brought down at the end.
+  Either way ``os.environ["KUBECONFIG"]`` is set for the session and the binaries' directory is put
+  first on ``PATH``, so ``kubectl`` and ``helm`` in subprocesses talk to the same cluster.
+- ``kube_api`` (session): a ``kubernetes.client.ApiClient`` for that cluster.
+- ``cluster_bin_dir()`` / ``cluster_bin_dir`` fixture: where kubectl, helm, kwokctl... live.
+
+KWOK takes every pod bound to a fake node to Running; pods owned by a Job or a PyTorchJob then go to
+Succeeded after a short delay, or to Failed when they carry ``KWOK_FAIL_ANNOTATION``. The delay can be
+set per pod with ``KWOK_RUN_DURATION_ANNOTATION`` (a Go duration such as ``"30s"``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HACK_DIR = REPO_ROOT / "hack"
+E2E_DIR = Path(__file__).resolve().parent
+
+# Pod annotations the KWOK stages in hack/kwok/stages.yaml act on.
+KWOK_FAIL_ANNOTATION = "specforge.io/kwok-fail"
+KWOK_RUN_DURATION_ANNOTATION = "specforge.io/kwok-run-duration"
+# The fake nodes hack/kwok/nodes.yaml creates: two with 8 GPUs each, one CPU-only.
+GPU_RESOURCE = "nvidia.com/gpu"
+GPUS_PER_GPU_NODE = 8
+# Namespace training-operator's webhook certificate secret lives in.
+TRAINING_OPERATOR_NAMESPACE = "kubeflow"
+
+
+def cluster_bin_dir() -> Path:
+    """The directory holding kubectl, helm, kwokctl, etcd... (it may not be built yet)."""
+    out = subprocess.run(
+        [str(HACK_DIR / "build-binaries.sh"), "--print-bin-dir"], check=True, capture_output=True, text=True
+    )
+    return Path(out.stdout.strip())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_DIR in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+def _run_cluster_script(*args: str, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [str(HACK_DIR / "cluster.sh"), *args], env=env, capture_output=True, text=True, timeout=900
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"hack/cluster.sh {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result.stdout
+
+
+def _kubeconfig_from_up_output(stdout: str) -> str:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("export KUBECONFIG="):
+            return line.removeprefix("export KUBECONFIG=").strip()
+    raise RuntimeError(f"hack/cluster.sh up printed no 'export KUBECONFIG=' line:\n{stdout}")
+
+
+@pytest.fixture(scope="session", name="cluster_bin_dir")
+def cluster_bin_dir_fixture() -> Path:
+    return cluster_bin_dir()
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(cluster_bin_dir: Path) -> Iterator[str]:
+    if cluster_bin_dir.is_dir():
+        os.environ["PATH"] = f"{cluster_bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    existing = os.environ.get("KUBECONFIG")
+    if existing:
+        yield existing
+        return
+    env = {**os.environ, "SPECFORGE_CLUSTER_NAME": f"pytest-{os.getpid()}"}
+    path = _kubeconfig_from_up_output(_run_cluster_script("up", env=env))
+    os.environ["KUBECONFIG"] = path
+    try:
+        yield path
+    finally:
+        del os.environ["KUBECONFIG"]
+        _run_cluster_script("down", env=env)
+
+
+@pytest.fixture(scope="session")
+def kube_api(kubeconfig: str) -> Iterator[k8s_client.ApiClient]:
+    api = k8s_config.new_client_from_config(config_file=kubeconfig)
+    try:
+        yield api
+    finally:
+        api.close()
