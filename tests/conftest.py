@@ -1,0 +1,33 @@
+"""Fixtures shared by every test layer: real services on free ports, cleaned up afterwards."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+
+import pytest
+from specforge_trainer.local_redis import LocalRedisServer
+
+
+@pytest.fixture
+def redis_server_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., LocalRedisServer]]:
+    """Start real ``redis-server`` processes (AOF on, ``appendfsync always`` unless asked otherwise)."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed: run `make system-deps` (the README's `make test` does)")
+    servers: list[LocalRedisServer] = []
+
+    def start(**kwargs: object) -> LocalRedisServer:
+        server = LocalRedisServer(tmp_path_factory.mktemp("redis"), **kwargs).start()  # type: ignore[arg-type]
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def redis_server(redis_server_factory: Callable[..., LocalRedisServer]) -> LocalRedisServer:
+    return redis_server_factory()

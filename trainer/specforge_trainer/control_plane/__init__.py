@@ -1,0 +1,59 @@
+"""The DataFlow control plane: records, metadata stores, the ref queue and the controller.
+
+Standard library (plus redis-py for :class:`RedisMetadataStore`, imported on first use) — never torch.
+"""
+
+from .backpressure import Backpressure
+from .controller import ControlPlaneStatus, DataFlowController, FeatureStore, ReconcileReport
+from .modes import DeploymentMode
+from .queue import SampleRefQueue, shard_of
+from .records import SCHEMA_VERSION, FeatureSpec, SampleRef, TensorInRefError, assert_no_tensors
+from .resolve import resolve_control_plane
+from .stores import (
+    DurableMarker,
+    InMemoryMetadataStore,
+    MetadataStore,
+    NoOpMetadataStore,
+    SQLiteMetadataStore,
+    StoreAuthError,
+    StoreConfigError,
+    StoreError,
+    StoreUnavailableError,
+    UnknownSampleError,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Backpressure",
+    "ControlPlaneStatus",
+    "DataFlowController",
+    "DeploymentMode",
+    "DurableMarker",
+    "FeatureSpec",
+    "FeatureStore",
+    "InMemoryMetadataStore",
+    "MetadataStore",
+    "NoOpMetadataStore",
+    "ReconcileReport",
+    "RedisMetadataStore",
+    "SQLiteMetadataStore",
+    "SampleRef",
+    "SampleRefQueue",
+    "StoreAuthError",
+    "StoreConfigError",
+    "StoreError",
+    "StoreUnavailableError",
+    "TensorInRefError",
+    "UnknownSampleError",
+    "assert_no_tensors",
+    "resolve_control_plane",
+    "shard_of",
+]
+
+
+def __getattr__(name: str) -> object:
+    if name == "RedisMetadataStore":
+        from .stores.redis import RedisMetadataStore
+
+        return RedisMetadataStore
+    raise AttributeError(name)

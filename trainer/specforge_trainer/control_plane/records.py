@@ -1,0 +1,172 @@
+"""Control-plane records: what flows between producers, the store and the loader.
+
+A :class:`SampleRef` names one sample's features in a feature store; it never carries tensors, so
+the control plane stays metadata-only and can live in Redis or SQLite. This module imports only the
+standard library: producers and tools use it without torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class TensorInRefError(TypeError):
+    """A control-plane record holds a tensor (or something tensor-like): refs must be metadata only."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureSpec:
+    """Name, shape and dtype of one stored feature tensor (described, never held)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    def __post_init__(self) -> None:
+        _require(
+            isinstance(self.name, str) and self.name, "FeatureSpec.name", "a non-empty string", self.name
+        )
+        shape = tuple(self.shape) if isinstance(self.shape, list | tuple) else self.shape
+        if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise TypeError(f"FeatureSpec.shape must be a sequence of non-negative ints, got {self.shape!r}")
+        object.__setattr__(self, "shape", shape)
+        _require(
+            isinstance(self.dtype, str) and self.dtype, "FeatureSpec.dtype", "a non-empty string", self.dtype
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRef:
+    """One sample, by reference: where its features live and what they look like."""
+
+    sample_id: str
+    run_id: str
+    feature_uri: str
+    feature_keys: tuple[str, ...]
+    feature_specs: tuple[FeatureSpec, ...] = ()
+    strategy: str = "eagle3"
+    num_tokens: int = 0
+    estimated_bytes: int = 0
+    target_model_version: str = ""
+    tokenizer_version: str = ""
+    schema_version: int = SCHEMA_VERSION
+    _json: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("sample_id", "run_id", "feature_uri"):
+            value = getattr(self, name)
+            _require(isinstance(value, str) and value, f"SampleRef.{name}", "a non-empty string", value)
+        for name in ("strategy", "target_model_version", "tokenizer_version"):
+            _require(
+                isinstance(getattr(self, name), str), f"SampleRef.{name}", "a string", getattr(self, name)
+            )
+        for name in ("num_tokens", "estimated_bytes", "schema_version"):
+            value = getattr(self, name)
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            _require(ok, f"SampleRef.{name}", "a non-negative int", value)
+        keys = self.feature_keys
+        if not isinstance(keys, list | tuple) or not all(isinstance(k, str) and k for k in keys):
+            raise TypeError(f"SampleRef.feature_keys must be a sequence of non-empty strings, got {keys!r}")
+        object.__setattr__(self, "feature_keys", tuple(keys))
+        specs = self.feature_specs
+        if not isinstance(specs, list | tuple):
+            raise TypeError(f"SampleRef.feature_specs must be a sequence of FeatureSpec, got {specs!r}")
+        object.__setattr__(self, "feature_specs", tuple(_as_feature_spec(s) for s in specs))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sample_id": self.sample_id,
+            "run_id": self.run_id,
+            "feature_uri": self.feature_uri,
+            "feature_keys": list(self.feature_keys),
+            "feature_specs": [[s.name, list(s.shape), s.dtype] for s in self.feature_specs],
+            "strategy": self.strategy,
+            "num_tokens": self.num_tokens,
+            "estimated_bytes": self.estimated_bytes,
+            "target_model_version": self.target_model_version,
+            "tokenizer_version": self.tokenizer_version,
+            "schema_version": self.schema_version,
+        }
+
+    def to_json(self) -> str:
+        """Compact JSON, computed once per ref (refs are immutable)."""
+        if self._json is None:
+            object.__setattr__(self, "_json", json.dumps(self.to_dict(), separators=(",", ":")))
+        return self._json  # type: ignore[return-value]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SampleRef:
+        version = data.get("schema_version", SCHEMA_VERSION)
+        if version > SCHEMA_VERSION:
+            raise ValueError(
+                f"SampleRef schema_version {version} is newer than this runtime's {SCHEMA_VERSION}"
+            )
+        fields = dict(data)
+        fields["feature_specs"] = tuple(_as_feature_spec(s) for s in fields.get("feature_specs", ()))
+        return cls(**fields)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> SampleRef:
+        ref = cls.from_dict(json.loads(text))
+        if isinstance(text, str):
+            object.__setattr__(ref, "_json", text)
+        return ref
+
+
+def _as_feature_spec(value: Any) -> FeatureSpec:
+    if isinstance(value, FeatureSpec):
+        return value
+    if isinstance(value, Mapping):
+        return FeatureSpec(value["name"], tuple(value["shape"]), value["dtype"])
+    if isinstance(value, list | tuple) and len(value) == 3:
+        return FeatureSpec(value[0], tuple(value[1]), value[2])
+    raise TypeError(f"expected a FeatureSpec, a mapping or a (name, shape, dtype) triple, got {value!r}")
+
+
+def _require(ok: bool, what: str, expected: str, value: Any) -> None:
+    if not ok:
+        raise TypeError(f"{what} must be {expected}, got {value!r}")
+
+
+def _is_tensor_like(obj: Any) -> bool:
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.Tensor):
+        return True
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(obj, numpy.ndarray | numpy.generic):
+        return True
+    return all(hasattr(obj, attr) for attr in ("dtype", "shape", "device"))
+
+
+_SCALARS = (str, bytes, int, float, bool, type(None))
+
+
+def assert_no_tensors(obj: Any, path: str = "ref") -> None:
+    """Raise :class:`TensorInRefError` naming the first tensor-like value found in ``obj``.
+
+    Walks dataclasses, mappings (keys and values) and sequences/sets; torch and numpy are checked
+    only if already imported, so the check never imports them.
+    """
+    if isinstance(obj, _SCALARS):
+        return
+    if _is_tensor_like(obj):
+        raise TensorInRefError(
+            f"{path} holds a {type(obj).__module__}.{type(obj).__qualname__}: refs carry metadata only"
+        )
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            assert_no_tensors(getattr(obj, f.name), f"{path}.{f.name}")
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            assert_no_tensors(key, f"{path}[{key!r}] (key)")
+            assert_no_tensors(value, f"{path}[{key!r}]")
+    elif isinstance(obj, list | tuple | set | frozenset):
+        for i, value in enumerate(obj):
+            assert_no_tensors(value, f"{path}[{i}]")

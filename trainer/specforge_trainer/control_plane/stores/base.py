@@ -1,0 +1,142 @@
+"""The metadata-store contract: the durability seam for recovery-critical control-plane state.
+
+A store holds, per run: committed refs (deduplicated on ``sample_id``, in commit order), which of
+them are acked and at which global step, the optimizer-durable marker, and — for stores shared by
+several processes — who holds which ref on lease. An ack and its marker are one atomic write.
+
+Leases are tied to the liveness of their holder, not to each ref: every claim or ack from a trainer
+renews its heartbeat, and when a holder's heartbeat is older than its lease timeout, every ref it
+holds goes back to the pending set in commit order. A slow-but-alive trainer therefore keeps its
+refs however long a step takes, while a killed one loses them one lease timeout after its last call.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..records import SampleRef
+
+
+class StoreError(RuntimeError):
+    """Base class of metadata-store failures."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store did not answer in time (down, unreachable, or a wrong address)."""
+
+
+class StoreAuthError(StoreError):
+    """The store refused our credentials."""
+
+
+class StoreConfigError(StoreError):
+    """The store is reachable but configured so that it cannot keep our guarantees."""
+
+
+class UnknownSampleError(StoreError, KeyError):
+    """An ack or lease operation named sample ids that were never committed."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class DurableMarker:
+    """What the last durable ack recorded: the optimizer step it belongs to and the acked total."""
+
+    global_step: int
+    optimizer_durable: bool
+    acked_count: int
+
+
+class MetadataStore(abc.ABC):
+    """Recovery-critical control-plane state for one run (see the module docstring)."""
+
+    #: Whether several processes can share this store's pending set and leases.
+    shares_leases: bool = True
+
+    # -- commit ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def commit_samples(self, refs: Sequence[SampleRef]) -> list[bool]:
+        """Commit refs in order; per ref True if new, False if its sample_id was already committed."""
+
+    def commit_sample(self, ref: SampleRef) -> bool:
+        return self.commit_samples([ref])[0]
+
+    @abc.abstractmethod
+    def is_committed(self, sample_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def get_committed(self, sample_id: str) -> SampleRef | None: ...
+
+    @abc.abstractmethod
+    def committed_count(self) -> int: ...
+
+    @abc.abstractmethod
+    def all_committed_ids(self) -> list[str]:
+        """Committed sample ids in commit order."""
+
+    # -- ack ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def record_train_ack(
+        self,
+        sample_ids: Sequence[str],
+        *,
+        global_step: int,
+        optimizer_durable: bool,
+    ) -> None:
+        """Durably mark ``sample_ids`` acked at ``global_step`` and update the marker, atomically.
+
+        Idempotent. Acking an id that was never committed raises :class:`UnknownSampleError` and
+        writes nothing. The marker's ``global_step`` never goes backwards.
+        """
+
+    @abc.abstractmethod
+    def is_acked(self, sample_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def acked_count(self) -> int: ...
+
+    @abc.abstractmethod
+    def acked_steps(self) -> dict[str, int]:
+        """Every acked sample id with the global step its ack belongs to."""
+
+    @abc.abstractmethod
+    def durable_marker(self) -> DurableMarker | None: ...
+
+    @abc.abstractmethod
+    def unack(self, sample_ids: Iterable[str]) -> int:
+        """Return acked ids to pending (a restart that resumes from a checkpoint older than the ack)."""
+
+    # -- shared leasing --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def claim_leases(self, trainer_id: str, max_refs: int, lease_timeout_s: float) -> list[SampleRef]:
+        """Renew ``trainer_id``'s heartbeat, reclaim dead holders' refs, lease up to ``max_refs`` pending refs."""
+
+    @abc.abstractmethod
+    def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
+        """Give refs back: to pending if ``retryable``, else to the failed set (never leased again)."""
+
+    @abc.abstractmethod
+    def clear_leases(self, trainer_id: str) -> int:
+        """Return everything ``trainer_id`` holds to pending (its previous incarnation's leases)."""
+
+    @abc.abstractmethod
+    def pending_count(self) -> int: ...
+
+    @abc.abstractmethod
+    def leased_count(self) -> int: ...
+
+    @abc.abstractmethod
+    def failed_count(self) -> int: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the store's data is untouched."""
+
+    def __enter__(self) -> MetadataStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,287 @@
+"""RedisMetadataStore: the store of Kubernetes runs, shared by producer and trainer pods.
+
+Every multi-key change is one Lua script (:mod:`.redis_lua`), so an ack, its global step and the
+optimizer-durable marker land in one atomic write. Batches are pipelined. Keys are namespaced by
+run id under one hash tag. Connect and command timeouts are bounded; an unreachable or misconfigured
+server is a clear error at construction, not a hang later.
+
+**Ack durability.** An ack this store returned must survive ``kill -9`` of Redis; otherwise a
+restart would retrain the samples acked in the last second. ``durability="strict"`` (the default)
+therefore requires AOF and either Redis >= 7.2, where each ack waits on ``WAITAOF 1 0`` (fsynced
+locally), or ``appendfsync always``, where Redis fsyncs before it replies. Anything weaker is a
+:class:`StoreConfigError` at construction. ``durability="relaxed"`` (or
+``SPECFORGE_REDIS_DURABILITY=relaxed``) accepts an everysec AOF's window of up to ~1 s of acks.
+
+Transient connection errors are retried within ``reconnect_timeout_s`` (a Redis restart is survived).
+Every script is safe to repeat: commits and acks are idempotent and a claim carries a token so a
+retried claim returns the same refs instead of leasing more.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from ..records import SampleRef
+from . import redis_lua
+from .base import (
+    DurableMarker,
+    MetadataStore,
+    StoreAuthError,
+    StoreConfigError,
+    StoreUnavailableError,
+    UnknownSampleError,
+)
+
+PASSWORD_ENV = "SPECFORGE_METADATA_PASSWORD"
+DURABILITY_ENV = "SPECFORGE_REDIS_DURABILITY"
+_BATCH = 1000  # refs per script call: bounded Lua stack, pipelined across calls
+_T = TypeVar("_T")
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class RedisMetadataStore(MetadataStore):
+    def __init__(
+        self,
+        url: str,
+        *,
+        run_id: str = "default",
+        password: str | None = None,
+        durability: Literal["strict", "relaxed"] | None = None,
+        connect_timeout_s: float = 5.0,
+        command_timeout_s: float = 10.0,
+        reconnect_timeout_s: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.run_id = run_id
+        self._reconnect_timeout_s = reconnect_timeout_s
+        durability = durability or os.environ.get(DURABILITY_ENV, "strict")  # type: ignore[assignment]
+        if durability not in ("strict", "relaxed"):
+            raise ValueError(f"durability must be 'strict' or 'relaxed', got {durability!r}")
+        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                f"metadata store URL must start with redis://, rediss:// or unix://, got {redact(url)!r}"
+            )
+        if password is None and urlsplit(url).password is None:
+            password = os.environ.get(PASSWORD_ENV) or None
+        self._client = redis.Redis.from_url(
+            url,
+            password=password,
+            socket_connect_timeout=connect_timeout_s,
+            socket_timeout=command_timeout_s,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+        )
+        self._prefix = f"specforge:{{{run_id}}}:"
+        self._keys = {name: self._prefix + name for name in _KEY_NAMES}
+        self._scripts = {
+            name: self._client.register_script(getattr(redis_lua, name.upper())) for name in _SCRIPTS
+        }
+        self._wait_aof = self._check_server(durability)
+
+    # -- connection ------------------------------------------------------------------------------
+    def _check_server(self, durability: str) -> bool:
+        """Ping, and decide how acks are made durable; True means ack with WAITAOF."""
+        try:
+            info = self._client.info()
+        except AuthenticationError as err:
+            raise StoreAuthError(
+                f"Redis metadata store at {redact(self.url)} refused the password: {err}"
+            ) from err
+        except (RedisConnectionError, RedisTimeoutError) as err:
+            raise StoreUnavailableError(
+                f"Redis metadata store at {redact(self.url)} did not answer: {err} "
+                "(is the address right and the server up?)"
+            ) from err
+        except ResponseError as err:
+            if "NOAUTH" in str(err) or "WRONGPASS" in str(err):
+                raise StoreAuthError(
+                    f"Redis metadata store at {redact(self.url)} needs a password: put it in the URL "
+                    f"or in ${PASSWORD_ENV}"
+                ) from err
+            raise
+        if durability == "relaxed":
+            return False
+        if not info.get("aof_enabled"):
+            raise StoreConfigError(
+                f"Redis at {redact(self.url)} has appendonly=no, so acked samples would be retrained after a "
+                "Redis restart. Run it with --appendonly yes --appendfsync always (or Redis >= 7.2), or accept "
+                f"the risk with {DURABILITY_ENV}=relaxed."
+            )
+        version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".")[:2])
+        if version >= (7, 2):
+            return True
+        try:
+            fsync = self._client.config_get("appendfsync").get("appendfsync")
+        except ResponseError as err:
+            raise StoreConfigError(
+                f"Redis {info.get('redis_version')} at {redact(self.url)} does not allow CONFIG GET, so ack "
+                f"durability cannot be checked; use Redis >= 7.2 (WAITAOF) or set {DURABILITY_ENV}=relaxed"
+            ) from err
+        if fsync != "always":
+            raise StoreConfigError(
+                f"Redis {info.get('redis_version')} at {redact(self.url)} has appendfsync={fsync}: a kill -9 "
+                "would lose up to a second of acks. Use --appendfsync always, Redis >= 7.2 (WAITAOF), "
+                f"or {DURABILITY_ENV}=relaxed."
+            )
+        return False
+
+    def _retrying(self, op: Callable[[], _T]) -> _T:
+        deadline = time.monotonic() + self._reconnect_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                return op()
+            except (RedisConnectionError, RedisTimeoutError) as err:
+                if isinstance(err, AuthenticationError) or time.monotonic() + delay > deadline:
+                    raise StoreUnavailableError(
+                        f"Redis metadata store at {redact(self.url)} unavailable for "
+                        f"{self._reconnect_timeout_s:.0f}s: {err}"
+                    ) from err
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return self._retrying(lambda: self._scripts[script](keys=list(keys), args=list(args)))
+
+    def _run_batched(self, script: str, keys: Sequence[str], batches: Iterable[Sequence[Any]]) -> list[Any]:
+        def run() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for args in batches_list:
+                self._scripts[script](keys=list(keys), args=list(args), client=pipe)
+            return pipe.execute()
+
+        batches_list = list(batches)
+        if not batches_list:
+            return []
+        if len(batches_list) == 1:
+            return [self._run(script, keys, batches_list[0])]
+        return self._retrying(run)
+
+    def _k(self, *names: str) -> list[str]:
+        return [self._keys[n] for n in names]
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- commit ----------------------------------------------------------------------------------
+    def commit_samples(self, refs: Sequence[SampleRef]) -> list[bool]:
+        batches = ([v for ref in chunk for v in (ref.sample_id, ref.to_json())] for chunk in _chunks(refs))
+        results = self._run_batched("commit", self._k("refs", "committed", "seq", "pending"), batches)
+        return [bool(flag) for batch in results for flag in batch]
+
+    def is_committed(self, sample_id: str) -> bool:
+        return self._retrying(lambda: self._client.zscore(self._keys["committed"], sample_id)) is not None
+
+    def get_committed(self, sample_id: str) -> SampleRef | None:
+        text = self._retrying(lambda: self._client.hget(self._keys["refs"], sample_id))
+        return SampleRef.from_json(text) if text else None  # type: ignore[arg-type]
+
+    def committed_count(self) -> int:
+        return int(self._retrying(lambda: self._client.zcard(self._keys["committed"])))  # type: ignore[arg-type]
+
+    def all_committed_ids(self) -> list[str]:
+        return list(self._retrying(lambda: self._client.zrange(self._keys["committed"], 0, -1)))  # type: ignore[arg-type]
+
+    # -- ack -------------------------------------------------------------------------------------
+    def record_train_ack(
+        self, sample_ids: Sequence[str], *, global_step: int, optimizer_durable: bool
+    ) -> None:
+        head = [global_step, int(optimizer_durable), self._prefix + "held:"]
+        try:
+            self._run_batched(
+                "ack",
+                self._k("committed", "acked", "owner", "marker", "pending"),
+                ([*head, *chunk] for chunk in _chunks(list(sample_ids))),
+            )
+        except ResponseError as err:
+            if "UNKNOWN_SAMPLE" in str(err):
+                raise UnknownSampleError(f"cannot ack sample ids that were never committed: {err}") from err
+            raise
+        if self._wait_aof:
+            local, _ = self._retrying(lambda: self._client.execute_command("WAITAOF", 1, 0, 5000))
+            if int(local) < 1:
+                raise StoreUnavailableError(f"Redis at {redact(self.url)} did not fsync the ack within 5 s")
+
+    def is_acked(self, sample_id: str) -> bool:
+        return bool(self._retrying(lambda: self._client.hexists(self._keys["acked"], sample_id)))
+
+    def acked_count(self) -> int:
+        return int(self._retrying(lambda: self._client.hlen(self._keys["acked"])))  # type: ignore[arg-type]
+
+    def acked_steps(self) -> dict[str, int]:
+        raw = self._retrying(lambda: self._client.hgetall(self._keys["acked"]))
+        return {sid: int(step) for sid, step in raw.items()}  # type: ignore[union-attr]
+
+    def durable_marker(self) -> DurableMarker | None:
+        raw = self._retrying(lambda: self._client.hgetall(self._keys["marker"]))
+        if not raw:
+            return None
+        return DurableMarker(
+            int(raw["global_step"]), raw["optimizer_durable"] == "1", int(raw["acked_count"])
+        )  # type: ignore[index]
+
+    def unack(self, sample_ids: Iterable[str]) -> int:
+        results = self._run_batched(
+            "unack", self._k("acked", "pending", "committed", "marker"), _chunks(list(sample_ids))
+        )
+        return sum(int(n) for n in results)
+
+    # -- shared leasing ------------------------------------------------------------------------
+    def claim_leases(self, trainer_id: str, max_refs: int, lease_timeout_s: float) -> list[SampleRef]:
+        token = uuid.uuid4().hex
+        keys = [
+            *self._k("holders", "pending", "owner", "committed", "refs"),
+            self._prefix + "claim:" + trainer_id,
+        ]
+        args = [trainer_id, max_refs, int(lease_timeout_s * 1000), self._prefix + "held:", token]
+        return [SampleRef.from_json(text) for text in self._run("claim", keys, args)]
+
+    def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
+        head = [trainer_id, "1" if retryable else "0", self._prefix + "held:"]
+        self._run_batched(
+            "release",
+            self._k("owner", "pending", "committed", "failed"),
+            ([*head, *chunk] for chunk in _chunks(list(sample_ids))),
+        )
+
+    def clear_leases(self, trainer_id: str) -> int:
+        keys = [*self._k("owner", "pending", "committed", "holders"), self._prefix + "claim:" + trainer_id]
+        return int(self._run("clear", keys, [trainer_id, self._prefix + "held:"]))
+
+    def pending_count(self) -> int:
+        return int(self._retrying(lambda: self._client.zcard(self._keys["pending"])))  # type: ignore[arg-type]
+
+    def leased_count(self) -> int:
+        return int(self._retrying(lambda: self._client.hlen(self._keys["owner"])))  # type: ignore[arg-type]
+
+    def failed_count(self) -> int:
+        return int(self._retrying(lambda: self._client.scard(self._keys["failed"])))  # type: ignore[arg-type]
+
+
+_KEY_NAMES = ("refs", "committed", "seq", "pending", "acked", "failed", "owner", "holders", "marker")
+_SCRIPTS = ("commit", "claim", "ack", "unack", "release", "clear")
+
+
+def _chunks(items: Sequence[_T], size: int = _BATCH) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
