@@ -54,6 +54,22 @@ bench: deps system-deps ## Run the benchmarks under bench/ (prints ratios measur
 cluster-binaries: ## Build (or reuse from ~/.cache) the local Kubernetes control-plane binaries
 	@if [ -x hack/build-binaries.sh ]; then hack/build-binaries.sh; else echo "hack/build-binaries.sh not present yet"; fi
 
+.PHONY: cluster-up
+cluster-up: cluster-binaries ## Start the local control plane (etcd, apiserver, KWOK GPU nodes, training-operator); idempotent
+	@hack/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane and delete its state (no process or port left)
+	@hack/cluster.sh down
+
+.PHONY: cluster-status
+cluster-status: ## Show the local control plane's components, nodes and training-operator
+	@hack/cluster.sh status
+
+.PHONY: e2e-kind
+e2e-kind: deps ## On a Docker host: kind cluster + training-operator + chart, then the e2e suite against it
+	hack/e2e-kind.sh
+
 .PHONY: crds
 crds: deps ## Regenerate crds/ from the SpecForgeRun API models
 	$(BIN)/python -m specforge_operator.crd --output crds/specforgeruns.specforge.io.yaml

@@ -12,6 +12,7 @@ CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}"
 PINS_HASH=$(cat "$HACK_DIR/versions.env" "$HACK_DIR/etcd/go.mod" | sha256sum | cut -c1-10)
 KEY_DIR="$CACHE_ROOT/specforge-k8s/$KUBERNETES_VERSION-$PINS_HASH"
 BIN_DIR="$KEY_DIR/bin"
+PYTORCHJOB_CRD="$KEY_DIR/manifests/kubeflow.org_pytorchjobs.yaml"
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl training-operator helm)
 
 binaries_present() {
@@ -19,4 +20,5 @@ binaries_present() {
   for name in "${BINARIES[@]}"; do
     [ -x "$BIN_DIR/$name" ] || return 1
   done
+  [ -s "$PYTORCHJOB_CRD" ]
 }

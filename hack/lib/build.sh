@@ -6,6 +6,13 @@
 
 LDFLAGS_STRIP="-s -w"
 
+# any_missing NAME...: true when one of the named binaries is not in $BIN_DIR yet.
+any_missing() {
+  local name
+  for name in "$@"; do [ -x "$BIN_DIR/$name" ] || return 0; done
+  return 1
+}
+
 # install_into_bin SCRATCH_DIR [FROM=TO ...]: move built binaries into $BIN_DIR, renaming some.
 install_into_bin() {
   local scratch=$1 pair
@@ -40,6 +47,7 @@ write_kubernetes_wrapper_module() {
 }
 
 build_kubernetes() {
+  any_missing kube-apiserver kube-controller-manager kube-scheduler kubectl || return 0
   local src="$KEY_DIR/src/kubernetes" minor build_date commit
   local -a packages=(cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl)
   rm -rf "$src" && mkdir -p "$src/out"
@@ -60,6 +68,7 @@ build_kubernetes() {
 }
 
 build_etcd() {
+  any_missing etcd || return 0
   local out="$KEY_DIR/src/etcd-out"
   rm -rf "$out" && mkdir -p "$out"
   (cd "$HACK_DIR/etcd" && go build -mod=readonly -ldflags "$LDFLAGS_STRIP" -o "$out/etcd" .)
@@ -80,21 +89,35 @@ go_install_into_bin() {
 }
 
 build_kwok() {
+  any_missing kwok kwokctl || return 0
   local consts=sigs.k8s.io/kwok/pkg/consts
   go_install_into_bin "$LDFLAGS_STRIP -X $consts.Version=$KWOK_VERSION -X $consts.KubeVersion=$KUBERNETES_VERSION" \
     "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
 }
 
 build_training_operator() {
+  any_missing training-operator || return 0
   go_install_into_bin "$LDFLAGS_STRIP" \
     "github.com/kubeflow/training-operator/cmd/training-operator.v1@$TRAINING_OPERATOR_VERSION" \
     -- training-operator.v1=training-operator
 }
 
 build_helm() {
+  any_missing helm || return 0
   go_install_into_bin "$LDFLAGS_STRIP -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
     "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
+# The PyTorchJob CRD ships in training-operator's module; keep a copy next to the binaries so
+# cluster-up needs no module cache.
+copy_pytorchjob_crd() {
+  [ -s "$PYTORCHJOB_CRD" ] && return 0
+  local dir
+  dir=$(module_field "github.com/kubeflow/training-operator@$TRAINING_OPERATOR_VERSION" Dir)
+  mkdir -p "$(dirname "$PYTORCHJOB_CRD")"
+  cp "$dir/manifests/base/crds/kubeflow.org_pytorchjobs.yaml" "$PYTORCHJOB_CRD.tmp"
+  mv "$PYTORCHJOB_CRD.tmp" "$PYTORCHJOB_CRD"
+}
+
 build_etcd_and_kwok() { build_etcd && build_kwok; }
-build_training_operator_and_helm() { build_training_operator && build_helm; }
+build_training_operator_and_helm() { build_training_operator && copy_pytorchjob_crd && build_helm; }

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The local Kubernetes control plane for tests: up, down, status, kubeconfig.
+#
+# `kwokctl --runtime binary` runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+# the KWOK controller as plain processes on loopback (free ports, its own PKI) from the binaries
+# hack/build-binaries.sh built; this script adds the fake GPU nodes, our KWOK stages and
+# training-operator. Everything a cluster writes (kubeconfig, logs, pids) lives under
+# $SPECFORGE_STATE_DIR (default ~/.local/state/specforge-k8s)/kwok/clusters/<name>.
+#
+#   hack/cluster.sh up          start (or finish starting) the cluster; idempotent;
+#                               the last line printed is `export KUBECONFIG=<path>`
+#   hack/cluster.sh down        stop every process and delete the cluster's state
+#   hack/cluster.sh status      components, nodes, training-operator; exit 1 when not running
+#   hack/cluster.sh kubeconfig  print the kubeconfig path
+# The cluster is named by SPECFORGE_CLUSTER_NAME (default "specforge").
+set -euo pipefail
+
+HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=hack/lib/binaries.sh
+source "$HACK_DIR/lib/binaries.sh"
+# shellcheck source=hack/lib/cluster-env.sh
+source "$HACK_DIR/lib/cluster-env.sh"
+# shellcheck source=hack/lib/training-operator.sh
+source "$HACK_DIR/lib/training-operator.sh"
+
+kwokctl() { "$BIN_DIR/kwokctl" --name "$CLUSTER_NAME" "$@"; }
+
+cluster_up() {
+  local started=$SECONDS
+  "$HACK_DIR/build-binaries.sh" >/dev/null
+  export KWOK_KUBECTL_BINARY="$BIN_DIR/kubectl"
+  kwokctl create cluster --runtime binary --kubeconfig "" --quiet-pull \
+    --secure-port=true --kube-authorization=true --kube-admission=true \
+    --etcd-binary "$BIN_DIR/etcd" --kube-apiserver-binary "$BIN_DIR/kube-apiserver" \
+    --kube-controller-manager-binary "$BIN_DIR/kube-controller-manager" \
+    --kube-scheduler-binary "$BIN_DIR/kube-scheduler" --kwok-controller-binary "$BIN_DIR/kwok" \
+    --config "$HACK_DIR/kwok/stages.yaml" --wait 120s >&2
+  kc apply -f "$HACK_DIR/kwok/nodes.yaml" >/dev/null
+  kc wait --for=condition=Ready node --all --timeout=60s >/dev/null
+  start_training_operator
+  echo "cluster '$CLUSTER_NAME' is up in $((SECONDS - started)) s; logs under $CLUSTER_DIR/logs and $OPERATOR_DIR" >&2
+  echo "export KUBECONFIG=$CLUSTER_KUBECONFIG"
+}
+
+cluster_down() {
+  stop_training_operator
+  if [ -d "$CLUSTER_DIR" ]; then
+    kwokctl delete cluster >&2
+  fi
+  rm -rf "$CLUSTER_DIR"
+  echo "cluster '$CLUSTER_NAME' is down" >&2
+}
+
+cluster_status() {
+  if [ ! -f "$CLUSTER_KUBECONFIG" ]; then
+    echo "cluster '$CLUSTER_NAME' does not exist (state dir $CLUSTER_DIR)"
+    return 1
+  fi
+  kwokctl get components
+  kc get nodes -o custom-columns='NAME:.metadata.name,STATUS:.status.conditions[?(@.type=="Ready")].status,GPUS:.status.allocatable.nvidia\.com/gpu'
+  if pid=$(operator_pid); then
+    echo "training-operator: running (pid $pid, log $OPERATOR_DIR/training-operator.log)"
+  else
+    echo "training-operator: not running"
+    return 1
+  fi
+  echo "export KUBECONFIG=$CLUSTER_KUBECONFIG"
+}
+
+case "${1:-}" in
+  up) cluster_up ;;
+  down) cluster_down ;;
+  status) cluster_status ;;
+  kubeconfig) echo "$CLUSTER_KUBECONFIG" ;;
+  *) echo "usage: $0 up|down|status|kubeconfig" >&2; exit 2 ;;
+esac

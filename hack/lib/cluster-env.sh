@@ -1,0 +1,24 @@
+# Names and paths of one local cluster (sourced by cluster.sh and its helpers, not run).
+#
+# Several clusters can live side by side (the e2e fixture gives each test run its own name), so
+# every path derives from SPECFORGE_CLUSTER_NAME and nothing is shared but the binaries.
+# shellcheck shell=bash
+
+CLUSTER_NAME="${SPECFORGE_CLUSTER_NAME:-specforge}"
+if ! [[ "$CLUSTER_NAME" =~ ^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$ ]]; then
+  echo "error: SPECFORGE_CLUSTER_NAME='$CLUSTER_NAME' must be lower-case letters, digits and '-' (at most 42)" >&2
+  exit 2
+fi
+STATE_ROOT="${SPECFORGE_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/specforge-k8s}"
+export KWOK_WORKDIR="$STATE_ROOT/kwok"
+CLUSTER_DIR="$KWOK_WORKDIR/clusters/$CLUSTER_NAME"
+CLUSTER_KUBECONFIG="$CLUSTER_DIR/kubeconfig.yaml"
+OPERATOR_DIR="$CLUSTER_DIR/training-operator"
+
+# kubectl against this cluster, whatever KUBECONFIG the caller has.
+kc() { "$BIN_DIR/kubectl" --kubeconfig "$CLUSTER_KUBECONFIG" "$@"; }
+
+# free_port: a TCP port nothing listens on now (the kernel picks it).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
