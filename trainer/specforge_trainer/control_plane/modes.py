@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class DeploymentMode(str, Enum):
+class DeploymentMode(StrEnum):
     LOCAL_COLOCATED = "local_colocated"
     DATAFLOW_COLOCATED = "dataflow_colocated"
     DISAGGREGATED = "disaggregated"
@@ -25,6 +25,3 @@ class DeploymentMode(str, Enum):
     def durable(self) -> bool:
         """Whether this mode keeps a durable store and acks at the optimizer boundary."""
         return self is not DeploymentMode.LOCAL_COLOCATED
-
-    def __str__(self) -> str:
-        return self.value

@@ -1,0 +1,159 @@
+"""DataFlowController and resolve_control_plane: one path, the store decides what is retained."""
+
+from __future__ import annotations
+
+import pytest
+from _support.control_plane import STORE_KINDS, make_ref
+from specforge_trainer.control_plane import (
+    DataFlowController,
+    DeploymentMode,
+    InMemoryMetadataStore,
+    NoOpMetadataStore,
+    SQLiteMetadataStore,
+    TensorInRefError,
+    UnknownSampleError,
+    resolve_control_plane,
+)
+
+
+def ids(refs):
+    return [r.sample_id for r in refs]
+
+
+@pytest.mark.parametrize("store_factory", STORE_KINDS, indirect=True)
+def test_commit_lease_ack_cycle_is_the_same_in_every_store(store_factory):
+    store = store_factory()
+    ctl = DataFlowController("run-a", metadata_store=store)
+    fresh = ctl.commit_samples("producer-0", [make_ref(i) for i in range(6)])
+    assert ids(fresh) == [f"s{i:05d}" for i in range(6)]
+    duplicate = ctl.commit_samples("producer-1", [make_ref(2)])
+    assert ids(duplicate) == ([] if store.shares_leases else ["s00002"])  # NoOp: no dedup
+    leased = ctl.lease_train_refs("rank0", 4, timeout_s=1)
+    assert ids(leased) == ["s00000", "s00001", "s00002", "s00003"]
+    ctl.ack_train_refs("rank0", ids(leased), global_step=1, optimizer_durable=True)
+    ctl.ack_train_refs("rank0", ids(leased), global_step=1, optimizer_durable=True)  # idempotent
+    status = ctl.status()
+    if store_factory.kind == "noop":
+        assert (status.committed, status.acked, status.backlog, status.durable_global_step) == (0, 0, 0, None)
+        assert status.queue_depth == 2  # no store dedup, but the queue's idempotent put absorbed s00002
+    else:
+        assert (status.committed, status.acked, status.backlog, status.durable_global_step) == (6, 4, 2, 1)
+        assert status.queue_depth == 2 and status.in_flight == 0
+    assert ids(ctl.lease_train_refs("rank0", 4, timeout_s=1))[:2] == ["s00004", "s00005"]
+
+
+def test_offline_refs_take_the_commit_path():
+    ctl = DataFlowController("run-a", metadata_store=InMemoryMetadataStore())
+    assert len(ctl.enqueue_offline_refs([make_ref(0), make_ref(0), make_ref(1)])) == 2
+    assert ctl.status().committed == 2
+
+
+def test_every_record_is_checked_in_every_mode():
+    for store in (NoOpMetadataStore(), InMemoryMetadataStore()):
+        ctl = DataFlowController("run-a", metadata_store=store)
+        bad = make_ref(0)
+        import torch
+
+        object.__setattr__(bad, "feature_keys", (torch.zeros(1),))
+        with pytest.raises(TensorInRefError):
+            ctl.commit_samples("p", [bad])
+        with pytest.raises(TypeError, match="SampleRef records"):
+            ctl.commit_samples("p", [{"sample_id": "x"}])
+        with pytest.raises(ValueError, match="belongs to run 'other'"):
+            ctl.commit_samples("p", [make_ref(1, run_id="other")])
+        assert ctl.status().queue_depth == 0
+
+
+class FailingAckStore(InMemoryMetadataStore):
+    def record_train_ack(self, *args, **kwargs):
+        raise ConnectionError("store down")
+
+
+def test_ack_is_durable_before_the_queue_releases():
+    ctl = DataFlowController("run-a", metadata_store=FailingAckStore())
+    ctl.commit_samples("p", [make_ref(0)])
+    ctl.lease_train_refs("t", 1)
+    with pytest.raises(ConnectionError):
+        ctl.ack_train_refs("t", ["s00000"], global_step=1, optimizer_durable=True)
+    assert ctl.queue.in_flight() == 1  # not released: the ack can be retried
+
+
+def test_ack_of_unknown_ids_is_refused_by_durable_stores():
+    ctl = DataFlowController("run-a", metadata_store=InMemoryMetadataStore())
+    with pytest.raises(UnknownSampleError):
+        ctl.ack_train_refs("t", ["ghost"], global_step=1, optimizer_durable=True)
+
+
+def test_fail_refs_gives_retryable_refs_back():
+    for store in (NoOpMetadataStore(), InMemoryMetadataStore()):
+        ctl = DataFlowController("run-a", metadata_store=store)
+        ctl.commit_samples("p", [make_ref(i) for i in range(3)])
+        ctl.lease_train_refs("t", 3)
+        ctl.fail_refs("t", ["s00001"], retryable=True)
+        ctl.fail_refs("t", ["s00002"], retryable=False)
+        assert ids(ctl.lease_train_refs("t", 5)) == ["s00001"]
+        assert ctl.status().failed == 1
+
+
+def test_reconcile_on_restart_requeues_unacked_and_rolls_back_acks_past_the_checkpoint(tmp_path):
+    db = tmp_path / "meta.db"
+    first = DataFlowController("run-a", metadata_store=SQLiteMetadataStore(db, run_id="run-a"))
+    first.commit_samples("p", [make_ref(i) for i in range(6)])
+    step1 = first.lease_train_refs("rank0", 2)
+    first.ack_train_refs("rank0", ids(step1), global_step=1, optimizer_durable=True)
+    step2 = first.lease_train_refs("rank0", 2)
+    first.ack_train_refs("rank0", ids(step2), global_step=2, optimizer_durable=True)
+    first.lease_train_refs("rank0", 1)  # in flight when the process dies
+    first.close()
+
+    released = []
+
+    class Features:
+        def release(self, ref):
+            released.append(ref.sample_id)
+
+    second = DataFlowController("run-a", metadata_store=SQLiteMetadataStore(db, run_id="run-a"))
+    report = second.reconcile_on_restart(Features(), trainer_id="rank0", resume_global_step=1)
+    assert (report.requeued, report.unacked, report.released, report.pending) == (1, 2, 2, 4)
+    assert released == ["s00000", "s00001"]  # only acks the checkpoint covers
+    assert ids(second.lease_train_refs("rank0", 10)) == ["s00002", "s00003", "s00004", "s00005"]
+
+
+def test_reconcile_with_a_noop_store_has_nothing_to_do():
+    ctl, _ = resolve_control_plane("local_colocated", "r")
+    assert ctl.reconcile_on_restart(trainer_id="rank0", resume_global_step=0).pending == 0
+
+
+def test_resolve_control_plane_makes_the_mode_load_bearing(tmp_path):
+    ctl, durable = resolve_control_plane(
+        DeploymentMode.LOCAL_COLOCATED, "r", metadata_db_path=tmp_path / "x.db"
+    )
+    assert isinstance(ctl.store, NoOpMetadataStore) and durable is False
+    assert not (tmp_path / "x.db").exists()  # the path is ignored, not half-used
+    for mode in ("dataflow_colocated", "disaggregated"):
+        ctl, durable = resolve_control_plane(mode, "r")
+        assert isinstance(ctl.store, InMemoryMetadataStore) and durable is True
+        ctl, durable = resolve_control_plane(mode, "r", metadata_db_path=tmp_path / f"{mode}.db")
+        assert isinstance(ctl.store, SQLiteMetadataStore) and durable is True
+    with pytest.raises(ValueError, match="'local'.*local_colocated.*dataflow_colocated.*disaggregated"):
+        resolve_control_plane("local", "r")
+
+
+@pytest.mark.integration
+def test_resolve_control_plane_picks_redis_for_a_url(redis_server):
+    from specforge_trainer.control_plane import RedisMetadataStore
+
+    ctl, durable = resolve_control_plane(
+        "disaggregated", "r", metadata_url=redis_server.url, metadata_db_path="/x"
+    )
+    assert isinstance(ctl.store, RedisMetadataStore) and durable is True
+    ctl, durable = resolve_control_plane("local_colocated", "r", metadata_url="redis://127.0.0.1:1/0")
+    assert isinstance(ctl.store, NoOpMetadataStore) and durable is False  # never even connects
+
+
+def test_controller_state_dict_guards_the_run_id():
+    ctl = DataFlowController("run-a")
+    state = ctl.state_dict()
+    DataFlowController("run-a").load_state_dict(state)
+    with pytest.raises(ValueError, match="run-a"):
+        DataFlowController("run-b").load_state_dict(state)

@@ -1,0 +1,92 @@
+"""SampleRef, assert_no_tensors and DeploymentMode: metadata only, clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from _support.control_plane import make_ref
+from specforge_trainer.control_plane import (
+    DeploymentMode,
+    FeatureSpec,
+    SampleRef,
+    TensorInRefError,
+    assert_no_tensors,
+)
+
+
+def test_ref_round_trips_through_json_and_is_frozen():
+    ref = make_ref(3)
+    assert SampleRef.from_json(ref.to_json()) == ref
+    assert SampleRef.from_dict(ref.to_dict()) == ref
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ref.sample_id = "other"  # type: ignore[misc]
+
+
+def test_ref_rejects_values_json_cannot_carry():
+    with pytest.raises(TypeError, match=r"SampleRef.target_model_version must be a string"):
+        dataclasses.replace(make_ref(0), target_model_version=object())
+    with pytest.raises(TypeError, match=r"SampleRef.num_tokens must be a non-negative int"):
+        dataclasses.replace(make_ref(0), num_tokens=1.5)
+    with pytest.raises(TypeError, match=r"SampleRef.sample_id must be a non-empty string"):
+        dataclasses.replace(make_ref(0), sample_id="")
+    with pytest.raises(TypeError, match=r"feature_keys"):
+        dataclasses.replace(make_ref(0), feature_keys=("ok", {"not": "a key"}))
+    with pytest.raises(TypeError, match=r"FeatureSpec.shape"):
+        FeatureSpec("h", (2, -1), "bf16")
+
+
+def test_newer_schema_is_refused():
+    data = make_ref(0).to_dict() | {"schema_version": 99}
+    with pytest.raises(ValueError, match="schema_version 99"):
+        SampleRef.from_dict(data)
+
+
+class DuckTensor:
+    dtype, shape, device = "f32", (2,), "cuda:0"
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        ({"x": [1, torch.zeros(2)]}, r"ref\['x'\]\[1\]"),
+        ({"a": {"b": np.zeros(3)}}, r"ref\['a'\]\['b'\]"),
+        ([DuckTensor()], r"ref\[0\]"),
+        ({"k": (1, 2, np.float32(1.0))}, r"ref\['k'\]\[2\]"),
+    ],
+)
+def test_assert_no_tensors_names_the_path(value, path):
+    with pytest.raises(TensorInRefError, match=path):
+        assert_no_tensors(value)
+
+
+def test_assert_no_tensors_walks_dataclasses():
+    ref = make_ref(0)
+    object.__setattr__(ref, "feature_keys", ("ok", torch.ones(1)))  # smuggled past validation
+    with pytest.raises(TensorInRefError, match=r"ref.feature_keys\[1\]"):
+        assert_no_tensors(ref)
+    assert_no_tensors(make_ref(1))  # a clean ref passes
+
+
+def test_control_plane_imports_without_torch():
+    code = (
+        "import sys, specforge_trainer.control_plane as cp;"
+        "cp.resolve_control_plane('local_colocated', 'r');"
+        "assert not {'torch', 'numpy'} & set(sys.modules), sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_deployment_mode_parsing():
+    assert DeploymentMode.parse("dataflow_colocated") is DeploymentMode.DATAFLOW_COLOCATED
+    assert DeploymentMode.parse(DeploymentMode.DISAGGREGATED) is DeploymentMode.DISAGGREGATED
+    assert [m.durable for m in DeploymentMode] == [False, True, True]
+    with pytest.raises(ValueError) as err:
+        DeploymentMode.parse("colocated")
+    message = str(err.value)
+    assert "'colocated'" in message
+    assert all(m.value in message for m in DeploymentMode)
