@@ -135,7 +135,7 @@ def test_resolve_control_plane_makes_the_mode_load_bearing(tmp_path):
         assert isinstance(ctl.store, InMemoryMetadataStore) and durable is True
         ctl, durable = resolve_control_plane(mode, "r", metadata_db_path=tmp_path / f"{mode}.db")
         assert isinstance(ctl.store, SQLiteMetadataStore) and durable is True
-    with pytest.raises(ValueError, match="'local'.*local_colocated.*dataflow_colocated.*disaggregated"):
+    with pytest.raises(ValueError, match=r"'local'.*local_colocated.*dataflow_colocated.*disaggregated"):
         resolve_control_plane("local", "r")
 
 

@@ -63,7 +63,7 @@ def test_partition_is_deterministic_and_covers_every_ref():
     q = SampleRefQueue()
     q.put_many(refs)
     got = [ids(q.get(500, shard=(i, 4))) for i in range(4)]
-    assert sorted(sum(got, [])) == sorted(ids(refs))
+    assert sorted(s for shard in got for s in shard) == sorted(ids(refs))
     assert all(shard_of(s, 4) == i for i, shard in enumerate(got) for s in shard)
     with pytest.raises(ValueError, match="shard"):
         q.get(1, shard=(4, 4))
