@@ -61,7 +61,10 @@ class TargetModelSource(ApiModel):
     path: AbsolutePath | None = Field(
         default=None, description="Absolute path of a Hugging Face model directory (on `volume` when set)."
     )
-    volume: VolumeSource | None = Field(default=None, description="The volume `path` lives on.")
+    volume: VolumeSource | None = Field(
+        default=None,
+        description="The volume `path` lives on; mounted read-only at the parent directory of `path`.",
+    )
 
     cross_field_rules = (_EXACTLY_ONE_SOURCE,)
 
@@ -75,7 +78,10 @@ class DatasetSource(ApiModel):
     path: AbsolutePath | None = Field(
         default=None, description="Absolute path of a JSONL file (on `volume` when set)."
     )
-    volume: VolumeSource | None = Field(default=None, description="The volume `path` lives on.")
+    volume: VolumeSource | None = Field(
+        default=None,
+        description="The volume `path` lives on; mounted read-only at the parent directory of `path`.",
+    )
 
     cross_field_rules = (_EXACTLY_ONE_SOURCE,)
 
@@ -124,6 +130,9 @@ class WorkerPool(ApiModel):
     )
     tolerations: list[Toleration] = Field(
         default_factory=list, max_length=32, description="Taints the pods tolerate."
+    )
+    pod_annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations added to the pods (e.g. for a service mesh or KWOK)."
     )
 
 
@@ -307,6 +316,15 @@ class SpecForgeRunSpec(ApiModel):
             message="disaggregated mode needs producers (at least one replica)",
             holds=lambda s: s.deployment_mode != DeploymentMode.DISAGGREGATED or s.producers is not None,
             field="producers",
+        ),
+        CrossFieldRule(
+            cel="self.deploymentMode != 'disaggregated' || "
+            "(has(self.featureStore) && !has(self.featureStore.volume.emptyDir))",
+            message="disaggregated producers and trainers share features: use a PVC or hostPath, not emptyDir",
+            holds=lambda s: (
+                s.deployment_mode != DeploymentMode.DISAGGREGATED or s.feature_store.volume.empty_dir is None
+            ),
+            field="featureStore.volume",
         ),
     )
 

@@ -21,6 +21,7 @@ def run_manifest(mode: str = "local_colocated", name: str = "demo", **spec: Any)
     }
     if mode == "disaggregated":
         manifest["spec"]["producers"] = {"replicas": 2, "gpusPerReplica": 1}
+        manifest["spec"]["featureStore"] = {"volume": {"hostPath": {"path": "/var/lib/specforge/features"}}}
     manifest["spec"].update(copy.deepcopy(spec))
     return manifest
 

@@ -1,0 +1,35 @@
+"""Feature producers of a disaggregated run: an indexed batch/v1 Job, one index per dataset shard.
+
+A Job rather than a Deployment because producers have a finite amount of work: each exits when its shard's
+features are committed, freeing its GPUs before the trainer finishes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from specforge_operator.api.run import SpecForgeRun
+from specforge_operator.render.meta import ChildNames, labels
+from specforge_operator.render.pod import pod_template, producer_command
+from specforge_operator.render.store import MetadataStoreConnection
+from specforge_operator.workloads.batch_job import job_manifest
+
+PRODUCER_COMPONENT = "producer"
+
+
+def producer_job(run: SpecForgeRun, store: MetadataStoreConnection | None) -> dict[str, Any]:
+    pool = run.spec.producers
+    if pool is None:
+        raise ValueError(f"run {run.name} has no producers; only disaggregated runs render a producer Job")
+    template = pod_template(
+        run,
+        pool=pool,
+        container_name="producer",
+        command=producer_command(),
+        labels=labels(run, PRODUCER_COMPONENT),
+        restart_policy="Never",
+        store=store,
+    )
+    return job_manifest(
+        run, name=ChildNames(run.name).producers, component=PRODUCER_COMPONENT, pool=pool, template=template
+    )

@@ -1,0 +1,141 @@
+"""Children (+ the previous status) → the operator's part of the run status, and the events to post.
+
+Pure: the reconciler gathers observations, this decides. Precedence, first match wins: an already
+finished run stays finished; a failed workload or producer Job fails the run; a succeeded workload
+succeeds it; ``suspend`` suspends it; a managed store that is not ready keeps it Provisioning; then the
+workload's own state (absent → Provisioning, pods pending → Pending, running → Running).
+``status.progress`` belongs to the trainer and is never part of the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from specforge_operator.api.run import SpecForgeRun
+from specforge_operator.api.status import Phase
+from specforge_operator.status.conditions import ConditionUpdate, merge_conditions
+from specforge_operator.workloads.base import WorkloadObservation, WorkloadState
+
+TRAINER_OWNED_FIELDS = ("progress",)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the reconciler saw this time."""
+
+    store_ready: bool
+    workload: WorkloadObservation
+    producers: WorkloadObservation | None
+    children: list[dict[str, str]]  # ChildReference wire form of the children that exist
+    store_endpoint: str | None
+    pod_failure: str | None = None  # "pod X: reason (exit code N)" of a failed pod, when known
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    phase: Phase
+    reason: str
+    message: str
+
+
+def _verdict(run: SpecForgeRun, observed: Observed) -> Verdict:
+    workload, producers = observed.workload, observed.producers
+    if workload.state is WorkloadState.FAILED:
+        detail = "; ".join(part for part in (workload.message, observed.pod_failure) if part)
+        return Verdict(
+            Phase.FAILED,
+            workload.reason or "TrainerFailed",
+            f"trainer workload failed: {detail}".rstrip(": "),
+        )
+    if producers is not None and producers.state is WorkloadState.FAILED:
+        detail = "; ".join(part for part in (producers.message, observed.pod_failure) if part)
+        return Verdict(
+            Phase.FAILED, "ProducersFailed", f"producer Job failed: {producers.reason} {detail}".strip()
+        )
+    if workload.state is WorkloadState.SUCCEEDED:
+        return Verdict(Phase.SUCCEEDED, "TrainingSucceeded", "the trainer workload completed")
+    if run.spec.suspend:
+        return Verdict(Phase.SUSPENDED, "Suspended", "spec.suspend is true: pods are stopped, data is kept")
+    if not observed.store_ready:
+        return Verdict(
+            Phase.PROVISIONING,
+            "WaitingForMetadataStore",
+            "waiting for the managed Redis to become ready; trainers and producers start after it",
+        )
+    if workload.state is WorkloadState.RUNNING:
+        return Verdict(Phase.RUNNING, "TrainerRunning", "trainer pods are running")
+    if workload.state is WorkloadState.ABSENT:
+        return Verdict(Phase.PROVISIONING, "CreatingWorkload", "creating the trainer workload")
+    return Verdict(Phase.PENDING, "WaitingForPods", "the trainer workload's pods are not running yet")
+
+
+def derive_status(run: SpecForgeRun, observed: Observed, now: str) -> tuple[dict[str, Any], list[Event]]:
+    """The operator-owned status fields (wire form) and the events this transition deserves."""
+    previous = run.status.model_dump(by_alias=True, exclude_none=True, mode="json") if run.status else {}
+    previous_phase = run.status.phase if run.status else None
+    if previous_phase is not None and previous_phase.is_finished:
+        return operator_fields(previous), []  # finished is final: later child changes (TTL, GC) don't matter
+    verdict = _verdict(run, observed)
+    generation = run.metadata.generation
+    updates = []
+    if run.spec.deployment_mode.is_durable:
+        updates.append(
+            ConditionUpdate(
+                "StoreReady",
+                observed.store_ready,
+                "StoreReady" if observed.store_ready else "WaitingForMetadataStore",
+                observed.store_endpoint or "",
+            )
+        )
+    for phase, condition_type in (
+        (Phase.RUNNING, "Running"),
+        (Phase.SUSPENDED, "Suspended"),
+        (Phase.SUCCEEDED, "Succeeded"),
+        (Phase.FAILED, "Failed"),
+    ):
+        holds = verdict.phase is phase
+        updates.append(
+            ConditionUpdate(
+                condition_type,
+                holds,
+                verdict.reason if holds else "NotInPhase",
+                verdict.message if holds else "",
+            )
+        )
+    status: dict[str, Any] = {
+        "phase": verdict.phase.value,
+        "conditions": merge_conditions(
+            previous.get("conditions", []), updates, now=now, generation=generation
+        ),
+        "children": observed.children,
+        "gpus": run.spec.total_gpus(),
+    }
+    if generation is not None:
+        status["observedGeneration"] = generation
+    if observed.store_endpoint:
+        status["metadataStoreEndpoint"] = observed.store_endpoint
+    start = previous.get("startTime") or observed.workload.start_time
+    if start is None and observed.workload.state is not WorkloadState.ABSENT:
+        start = now
+    if start:
+        status["startTime"] = start
+    if verdict.phase.is_finished:
+        status["completionTime"] = previous.get("completionTime") or observed.workload.completion_time or now
+    events = []
+    if verdict.phase is not previous_phase:
+        kind = "Warning" if verdict.phase is Phase.FAILED else "Normal"
+        events.append(Event(kind, verdict.reason, f"{verdict.phase.value}: {verdict.message}"))
+    return status, events
+
+
+def operator_fields(status: dict[str, Any]) -> dict[str, Any]:
+    """The part of a status (wire form) the operator writes; the trainer owns the rest."""
+    return {key: value for key, value in status.items() if key not in TRAINER_OWNED_FIELDS}

@@ -1,0 +1,59 @@
+"""The seam between the operator and whatever runs the trainer ranks.
+
+A :class:`TrainerWorkload` renders the trainer workload of a run and reads its state back as a
+:class:`WorkloadObservation`. Everything else (status derivation, the reconciler) sees only these two
+operations, so moving from PyTorchJob v1 to TrainJob/JobSet means adding one implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from specforge_operator.api.run import SpecForgeRun
+from specforge_operator.render.store import MetadataStoreConnection
+
+
+class WorkloadState(StrEnum):
+    ABSENT = "Absent"
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUSPENDED = "Suspended"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class WorkloadObservation:
+    state: WorkloadState
+    reason: str = ""
+    message: str = ""
+    start_time: str | None = None
+    completion_time: str | None = None
+
+
+ABSENT = WorkloadObservation(WorkloadState.ABSENT)
+
+
+class TrainerWorkload(Protocol):
+    api_version: str
+    kind: str
+
+    def render(self, run: SpecForgeRun, store: MetadataStoreConnection | None) -> dict[str, Any]:
+        """The workload object (with owner reference and labels) that runs the run's trainer ranks."""
+        ...
+
+    def observe(self, workload: dict[str, Any] | None) -> WorkloadObservation:
+        """Where the workload stands, from the object as the API server returned it (None when absent)."""
+        ...
+
+
+def true_condition(obj: dict[str, Any], *types: str) -> dict[str, Any] | None:
+    """The first condition of one of ``types`` whose status is True, searching in the order given."""
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    for wanted in types:
+        for condition in conditions:
+            if condition.get("type") == wanted and condition.get("status") == "True":
+                return condition
+    return None

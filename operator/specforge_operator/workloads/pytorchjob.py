@@ -1,0 +1,102 @@
+"""Kubeflow training-operator PyTorchJob (kubeflow.org/v1): the trainer of durable-mode runs.
+
+One Master plus ``replicas - 1`` Workers; ``nprocPerNode`` equals the GPUs per replica (one process on
+CPU-only pods), so torchrun starts one rank per GPU. The container must be named ``pytorch`` for the
+training-operator to inject the rendezvous environment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from specforge_operator.api.run import SpecForgeRun
+from specforge_operator.render.meta import KUEUE_QUEUE_LABEL, ChildNames, labels, object_meta
+from specforge_operator.render.pod import pod_template, trainer_command
+from specforge_operator.render.store import MetadataStoreConnection
+from specforge_operator.workloads.base import ABSENT, WorkloadObservation, WorkloadState, true_condition
+
+TRAINER_COMPONENT = "trainer"
+CONTAINER_NAME = "pytorch"
+
+
+class PyTorchJobWorkload:
+    api_version = "kubeflow.org/v1"
+    kind = "PyTorchJob"
+
+    def render(self, run: SpecForgeRun, store: MetadataStoreConnection | None) -> dict[str, Any]:
+        names = ChildNames(run.name)
+        trainer = run.spec.trainer
+        template = pod_template(
+            run,
+            pool=trainer,
+            container_name=CONTAINER_NAME,
+            command=trainer_command(run),
+            labels=labels(run, TRAINER_COMPONENT),
+            restart_policy="OnFailure",
+            store=store,
+            service_account=names.trainer,
+        )
+        replica_specs: dict[str, Any] = {
+            "Master": {"replicas": 1, "restartPolicy": "OnFailure", "template": template}
+        }
+        if trainer.replicas > 1:
+            replica_specs["Worker"] = {
+                "replicas": trainer.replicas - 1,
+                "restartPolicy": "OnFailure",
+                "template": template,
+            }
+        policy = run.spec.run_policy
+        run_policy: dict[str, Any] = {
+            "backoffLimit": policy.backoff_limit,
+            "cleanPodPolicy": "None",
+            "suspend": run.spec.suspend,
+        }
+        if policy.ttl_seconds_after_finished is not None:
+            run_policy["ttlSecondsAfterFinished"] = policy.ttl_seconds_after_finished
+        if policy.active_deadline_seconds is not None:
+            run_policy["activeDeadlineSeconds"] = policy.active_deadline_seconds
+        scheduling = run.spec.scheduling
+        if scheduling.priority_class_name or scheduling.queue_name:
+            run_policy["schedulingPolicy"] = {
+                key: value
+                for key, value in (
+                    ("priorityClass", scheduling.priority_class_name),
+                    ("queue", scheduling.queue_name),
+                )
+                if value
+            }
+        extra_labels = {KUEUE_QUEUE_LABEL: scheduling.queue_name} if scheduling.queue_name else {}
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "metadata": object_meta(run, names.trainer, TRAINER_COMPONENT, **extra_labels),
+            "spec": {
+                "nprocPerNode": str(max(trainer.gpus_per_replica, 1)),
+                "runPolicy": run_policy,
+                "pytorchReplicaSpecs": replica_specs,
+            },
+        }
+
+    def observe(self, workload: dict[str, Any] | None) -> WorkloadObservation:
+        if workload is None:
+            return ABSENT
+        status = workload.get("status") or {}
+        times = {"start_time": status.get("startTime"), "completion_time": status.get("completionTime")}
+        # The training-operator keeps older conditions True (e.g. Running after Succeeded); check terminal first.
+        if condition := true_condition(workload, "Failed"):
+            return WorkloadObservation(
+                WorkloadState.FAILED,
+                condition.get("reason", "PyTorchJobFailed"),
+                condition.get("message", ""),
+                status.get("startTime"),
+                status.get("completionTime") or condition.get("lastTransitionTime"),
+            )
+        if condition := true_condition(workload, "Succeeded"):
+            return WorkloadObservation(
+                WorkloadState.SUCCEEDED, condition.get("reason", "PyTorchJobSucceeded"), **times
+            )
+        if true_condition(workload, "Suspended"):
+            return WorkloadObservation(WorkloadState.SUSPENDED, "PyTorchJobSuspended", **times)
+        if true_condition(workload, "Running"):
+            return WorkloadObservation(WorkloadState.RUNNING, "PodsRunning", **times)
+        return WorkloadObservation(WorkloadState.PENDING, "PodsPending", **times)
