@@ -10,11 +10,14 @@ The contract other test modules rely on:
   Either way ``os.environ["KUBECONFIG"]`` is set for the session and the binaries' directory is put
   first on ``PATH``, so ``kubectl`` and ``helm`` in subprocesses talk to the same cluster.
 - ``kube_api`` (session): a ``kubernetes.client.ApiClient`` for that cluster.
+- ``local_control_plane`` (session): whether that cluster is one hack/cluster.sh made (kwokctl writes
+  its ``kwok.yaml`` next to the kubeconfig), as opposed to kind or another real cluster.
 - ``cluster_bin_dir()`` / ``cluster_bin_dir`` fixture: where kubectl, helm, kwokctl... live.
 
 KWOK takes every pod bound to a fake node to Running; pods owned by a Job or a PyTorchJob then go to
 Succeeded after a short delay, or to Failed when they carry ``KWOK_FAIL_ANNOTATION``. The delay can be
-set per pod with ``KWOK_RUN_DURATION_ANNOTATION`` (a Go duration such as ``"30s"``).
+set per pod with ``KWOK_RUN_DURATION_ANNOTATION`` (a Go duration such as ``"30s"``). Test modules import
+these names with ``from e2e.conftest import KWOK_FAIL_ANNOTATION`` (``tests`` is on pytest's pythonpath).
 """
 
 from __future__ import annotations
@@ -95,6 +98,11 @@ def kubeconfig(cluster_bin_dir: Path) -> Iterator[str]:
     finally:
         del os.environ["KUBECONFIG"]
         _run_cluster_script("down", env=env)
+
+
+@pytest.fixture(scope="session")
+def local_control_plane(kubeconfig: str) -> bool:
+    return Path(kubeconfig).with_name("kwok.yaml").is_file()
 
 
 @pytest.fixture(scope="session")
