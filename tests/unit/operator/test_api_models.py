@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 from specforge_operator.api import DeploymentMode, ManifestError, load_run_manifest, parse_run_manifest
-
-from tests.unit.operator.builders import run_manifest
+from unit.operator.builders import run_manifest
 
 
 @pytest.mark.parametrize("mode", list(DeploymentMode))

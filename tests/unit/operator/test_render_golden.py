@@ -14,8 +14,7 @@ from specforge_operator.api import SpecForgeRun, load_run_manifest
 from specforge_operator.render import plan_children
 from specforge_operator.render.store import redis_auth_secret
 from specforge_operator.yaml_output import dump_yaml_all
-
-from tests.unit.operator.builders import build_run
+from unit.operator.builders import build_run
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 GOLDEN_DIR = Path(__file__).parent / "golden"

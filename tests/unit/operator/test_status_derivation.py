@@ -7,8 +7,7 @@ from specforge_operator.api import Phase, SpecForgeRun
 from specforge_operator.api.status import SpecForgeRunStatus
 from specforge_operator.status import Observed, derive_status
 from specforge_operator.workloads.base import ABSENT, WorkloadObservation, WorkloadState
-
-from tests.unit.operator.builders import build_run
+from unit.operator.builders import build_run
 
 NOW = "2026-01-01T00:00:00Z"
 LATER = "2026-01-01T00:05:00Z"

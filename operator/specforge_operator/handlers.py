@@ -1,0 +1,92 @@
+"""kopf handlers: thin wiring from Kubernetes events to :class:`Reconciler`.
+
+Every trigger (create, resume, spec update, a periodic timer, and any change to a Job, PyTorchJob or
+Deployment carrying the run label) ends in the same idempotent reconcile, which is what turns kopf's
+edge-triggered handlers into a level-based controller. Children are garbage-collected through owner
+references, so no finalizer is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from specforge_operator.api.manifest import ManifestError
+from specforge_operator.api.run import GROUP, PLURAL, VERSION
+from specforge_operator.kube import KubeApi, load_api_client
+from specforge_operator.reconcile import Reconciler
+from specforge_operator.render.meta import RUN_LABEL
+
+RESYNC_SECONDS = float(os.environ.get("SPECFORGE_RESYNC_SECONDS", "60"))
+RUN_RESOURCE = (GROUP, VERSION, PLURAL)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING  # our own events say what happened; kopf's would be noise
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.execution.max_workers = int(os.environ.get("SPECFORGE_WORKERS", "8"))
+    memo.reconciler = Reconciler(KubeApi(load_api_client()))
+
+
+def _reconcile_and_report(body: Mapping[str, Any], reconciler: Reconciler) -> None:
+    try:
+        result = reconciler.reconcile(body)
+    except ManifestError as error:
+        kopf.event(body, type="Warning", reason="InvalidSpec", message=str(error))
+        raise kopf.PermanentError(str(error)) from error
+    for event in result.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+@kopf.on.resume(*RUN_RESOURCE)
+@kopf.on.create(*RUN_RESOURCE)
+@kopf.on.update(*RUN_RESOURCE, field="spec")
+def run_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _reconcile_and_report(body, memo.reconciler)
+
+
+@kopf.timer(*RUN_RESOURCE, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _reconcile_and_report(body, memo.reconciler)
+
+
+@kopf.on.delete(*RUN_RESOURCE, optional=True)
+def run_deleted(uid: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.reconciler.forget(uid)
+
+
+@kopf.index(*RUN_RESOURCE)
+def runs_by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], kopf.Body]:
+    return {(namespace, name): body}
+
+
+def _child_changed(
+    namespace: str, labels: Mapping[str, str], memo: kopf.Memo, runs_by_name: kopf.Index
+) -> None:
+    for body in runs_by_name.get((namespace, labels[RUN_LABEL]), []):
+        _reconcile_and_report(body, memo.reconciler)
+
+
+_CHILD_FILTER: dict[str, Any] = {"labels": {RUN_LABEL: kopf.PRESENT}}
+
+
+@kopf.on.event("batch", "v1", "jobs", **_CHILD_FILTER)
+@kopf.on.event("kubeflow.org", "v1", "pytorchjobs", **_CHILD_FILTER)
+@kopf.on.event("apps", "v1", "deployments", **_CHILD_FILTER)
+@kopf.on.event("", "v1", "configmaps", **_CHILD_FILTER)
+def child_changed(
+    namespace: str, labels: kopf.Labels, memo: kopf.Memo, runs_by_name: kopf.Index, **_: Any
+) -> None:
+    for run_body in runs_by_name.get((namespace, labels[RUN_LABEL]), []):
+        _reconcile_and_report(run_body, memo.reconciler)

@@ -1,0 +1,130 @@
+"""A small typed-dict Kubernetes client: server-side apply, get, create, list, delete, status merge-patch.
+
+Built on the ``kubernetes`` package's ApiClient (auth, TLS, kubeconfig) but talking in plain dicts, so
+rendered manifests go out exactly as rendered and come back as the API server stored them. Every write
+uses one field manager, which is what makes a second reconcile a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from specforge_operator.api.run import API_VERSION, KIND, PLURAL
+from specforge_operator.render.meta import FIELD_MANAGER
+
+# (apiVersion, kind) → plural, for every kind the operator reads or writes.
+RESOURCE_PLURALS: dict[tuple[str, str], str] = {
+    ("v1", "ConfigMap"): "configmaps",
+    ("v1", "Secret"): "secrets",
+    ("v1", "Service"): "services",
+    ("v1", "ServiceAccount"): "serviceaccounts",
+    ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
+    ("v1", "Pod"): "pods",
+    ("apps/v1", "Deployment"): "deployments",
+    ("batch/v1", "Job"): "jobs",
+    ("rbac.authorization.k8s.io/v1", "Role"): "roles",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
+    ("kubeflow.org/v1", "PyTorchJob"): "pytorchjobs",
+    (API_VERSION, KIND): PLURAL,
+}
+APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
+
+
+def load_api_client() -> k8s_client.ApiClient:
+    """In-cluster credentials when running in a pod, else the current kubeconfig ($KUBECONFIG)."""
+    try:
+        k8s_config.load_incluster_config()
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config()
+    return k8s_client.ApiClient()
+
+
+def collection_path(api_version: str, kind: str, namespace: str) -> str:
+    try:
+        plural = RESOURCE_PLURALS[(api_version, kind)]
+    except KeyError:
+        raise ValueError(f"the operator does not manage {kind} ({api_version})") from None
+    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    return f"{prefix}/namespaces/{namespace}/{plural}"
+
+
+class KubeApi:
+    def __init__(self, api_client: k8s_client.ApiClient) -> None:
+        self._api = api_client
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str | None = None,
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        response = self._api.call_api(
+            path,
+            method,
+            query_params=query or [],
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+        )
+        return json.loads(response.data) if response.data else {}
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply under the operator's field manager, taking over conflicting fields."""
+        meta = manifest["metadata"]
+        path = (
+            f"{collection_path(manifest['apiVersion'], manifest['kind'], meta['namespace'])}/{meta['name']}"
+        )
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        return self._call("PATCH", path, body=manifest, query=query, content_type=APPLY_CONTENT_TYPE)
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Create, or return None when the object already exists."""
+        meta = manifest["metadata"]
+        path = collection_path(manifest["apiVersion"], manifest["kind"], meta["namespace"])
+        try:
+            return self._call("POST", path, body=manifest, query=[("fieldManager", FIELD_MANAGER)])
+        except ApiException as error:
+            if error.status == 409:
+                return None
+            raise
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return self._call("GET", f"{collection_path(api_version, kind, namespace)}/{name}")
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def list(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        path = collection_path(api_version, kind, namespace)
+        return self._call("GET", path, query=[("labelSelector", label_selector)]).get("items", [])
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+        try:
+            self._call(
+                "DELETE",
+                f"{collection_path(api_version, kind, namespace)}/{name}",
+                body={"propagationPolicy": "Background"},
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def patch_run_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        path = f"{collection_path(API_VERSION, KIND, namespace)}/{name}/status"
+        return self._call("PATCH", path, body={"status": status}, content_type=MERGE_PATCH_CONTENT_TYPE)

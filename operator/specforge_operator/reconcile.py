@@ -1,0 +1,207 @@
+"""The level-based reconcile of one run: desired children vs. what exists, then status from what exists.
+
+Called the same way on create, resume, update, from a timer and when a child changes, so a missed or
+repeated trigger is harmless. Steps: apply the children the plan allows now (server-side apply, one field
+manager: unchanged objects are not rewritten), create the store password once, release the held-back
+workload when the store is ready, prune owned objects the spec no longer wants (only after a spec change),
+observe the workload, derive the status and write it when it changed. Events are returned, not posted:
+the caller posts them after the status write.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from specforge_operator.api.manifest import parse_run_manifest
+from specforge_operator.api.run import SpecForgeRun
+from specforge_operator.api.status import SpecForgeRunStatus
+from specforge_operator.kube import RESOURCE_PLURALS, KubeApi
+from specforge_operator.render import ChildKey, ChildrenPlan, child_key, plan_children
+from specforge_operator.render.meta import COMPONENT_LABEL, RUN_LABEL, ChildNames
+from specforge_operator.render.producers import PRODUCER_COMPONENT
+from specforge_operator.render.store import redis_auth_secret, store_is_ready
+from specforge_operator.status import Event, Observed, derive_status
+from specforge_operator.status.derive import operator_fields
+from specforge_operator.workloads import workload_for
+from specforge_operator.workloads.base import WorkloadObservation, WorkloadState
+from specforge_operator.workloads.batch_job import observe_job
+
+# Kinds a run may own that the prune step looks at (Pods belong to workloads, not to the run).
+PRUNABLE_KINDS = [key for key in RESOURCE_PLURALS if key[1] not in ("Pod", "SpecForgeRun")]
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    run: SpecForgeRun
+    status: dict[str, Any]
+    events: list[Event]
+    status_written: bool
+
+
+class Reconciler:
+    def __init__(
+        self,
+        kube: KubeApi,
+        *,
+        clock: Callable[[], str] = utc_now,
+        new_password: Callable[[], str] = lambda: secrets.token_urlsafe(24),
+    ) -> None:
+        self._kube = kube
+        self._clock = clock
+        self._new_password = new_password
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        # Last operator-written status per run uid: a child event may carry a parent body older than our
+        # own last write, and deriving from it would repeat transitions (and their events).
+        self._written: dict[str, dict[str, Any]] = {}
+
+    def forget(self, uid: str) -> None:
+        with self._locks_guard:
+            self._locks.pop(uid, None)
+            self._written.pop(uid, None)
+
+    def reconcile(self, body: Mapping[str, Any]) -> ReconcileResult:
+        run = parse_run_manifest(
+            body, source=f"{body['metadata'].get('namespace')}/{body['metadata'].get('name')}"
+        )
+        uid = run.metadata.uid or ""
+        with self._lock_for(uid):
+            return self._reconcile_locked(self._with_latest_status(run, uid))
+
+    def _lock_for(self, uid: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(uid, threading.Lock())
+
+    def _with_latest_status(self, run: SpecForgeRun, uid: str) -> SpecForgeRun:
+        written = self._written.get(uid)
+        if written is None:
+            return run
+        progress = run.status.progress if run.status else None
+        merged = {
+            **written,
+            "progress": progress.model_dump(by_alias=True, mode="json") if progress else None,
+        }
+        return run.model_copy(update={"status": SpecForgeRunStatus.model_validate(merged)})
+
+    def _reconcile_locked(self, run: SpecForgeRun) -> ReconcileResult:
+        finished = bool(run.status and run.status.phase and run.status.phase.is_finished)
+        plan = plan_children(run, store_ready=False, finished=finished)
+        existing: dict[ChildKey, dict[str, Any]] = {}
+        if plan.auth_secret is not None:
+            existing[("v1", "Secret", plan.auth_secret)] = self._ensure_auth_secret(run)
+        events: list[Event] = []
+        for manifest in plan.to_apply:
+            self._apply_into(manifest, existing, events)
+        redis = existing.get(("apps/v1", "Deployment", ChildNames(run.name).redis))
+        store_ready = plan.store is None or plan.store.managed is None or store_is_ready(redis)
+        if plan.held_back and store_ready:
+            for manifest in plan.held_back:
+                self._apply_into(manifest, existing, events)
+        elif plan.held_back:
+            for manifest in plan.held_back:  # the store went away after the workload started
+                found = self._kube.get(*child_key(manifest)[:2], run.namespace, manifest["metadata"]["name"])
+                if found is not None:
+                    existing[child_key(manifest)] = found
+        if run.status is not None and run.status.observed_generation != run.metadata.generation:
+            self._prune(run, plan)
+        observed = self._observe(run, plan, existing, store_ready)
+        status, derived_events = derive_status(run, observed, self._clock())
+        previous = operator_fields(run.status.to_wire()) if run.status else None
+        written = status != previous
+        if written:
+            self._kube.patch_run_status(run.namespace, run.name, status)
+        self._written[run.metadata.uid or ""] = status
+        return ReconcileResult(run, status, events + derived_events, written)
+
+    def _apply_into(
+        self, manifest: dict[str, Any], existing: dict[ChildKey, dict[str, Any]], events: list[Event]
+    ) -> None:
+        try:
+            existing[child_key(manifest)] = self._kube.apply(manifest)
+        except ApiException as error:
+            if error.status != 422:
+                raise
+            # An immutable field (e.g. a Job's pod template) changed: keep the running object, tell the user.
+            kind, name = manifest["kind"], manifest["metadata"]["name"]
+            events.append(
+                Event("Warning", "SpecChangeNotApplied", f"{kind} {name} rejected the change: {error.reason}")
+            )
+            found = self._kube.get(manifest["apiVersion"], kind, manifest["metadata"]["namespace"], name)
+            if found is not None:
+                existing[child_key(manifest)] = found
+
+    def _ensure_auth_secret(self, run: SpecForgeRun) -> dict[str, Any]:
+        name = ChildNames(run.name).redis_auth
+        found = self._kube.get("v1", "Secret", run.namespace, name)
+        if found is not None:
+            return found
+        secret = redis_auth_secret(run, self._new_password())
+        return self._kube.create(secret) or self._kube.get("v1", "Secret", run.namespace, name) or secret
+
+    def _prune(self, run: SpecForgeRun, plan: ChildrenPlan) -> None:
+        for api_version, kind in PRUNABLE_KINDS:
+            for child in self._kube.list(api_version, kind, run.namespace, f"{RUN_LABEL}={run.name}"):
+                owners = child["metadata"].get("ownerReferences") or []
+                owned = any(owner.get("uid") == run.metadata.uid for owner in owners)
+                if owned and (api_version, kind, child["metadata"]["name"]) not in plan.allowed:
+                    self._kube.delete(api_version, kind, run.namespace, child["metadata"]["name"])
+
+    def _observe(
+        self,
+        run: SpecForgeRun,
+        plan: ChildrenPlan,
+        existing: dict[ChildKey, dict[str, Any]],
+        store_ready: bool,
+    ) -> Observed:
+        names = ChildNames(run.name)
+        workload_api = workload_for(run.spec.deployment_mode)
+        workload = workload_api.observe(
+            existing.get((workload_api.api_version, workload_api.kind, names.trainer))
+        )
+        producers: WorkloadObservation | None = None
+        if run.spec.producers is not None:
+            producers = observe_job(existing.get(("batch/v1", "Job", names.producers)))
+        pod_failure = None
+        if workload.state is WorkloadState.FAILED:
+            pod_failure = self._pod_failure(run, "trainer")
+        elif producers is not None and producers.state is WorkloadState.FAILED:
+            pod_failure = self._pod_failure(run, PRODUCER_COMPONENT)
+        children = [
+            {"apiVersion": api_version, "kind": kind, "name": name} for api_version, kind, name in existing
+        ]
+        return Observed(
+            store_ready=store_ready,
+            workload=workload,
+            producers=producers,
+            children=children,
+            store_endpoint=plan.store.url if plan.store else None,
+            pod_failure=pod_failure,
+        )
+
+    def _pod_failure(self, run: SpecForgeRun, component: str) -> str | None:
+        selector = f"{RUN_LABEL}={run.name},{COMPONENT_LABEL}={component}"
+        for pod in self._kube.list("v1", "Pod", run.namespace, selector):
+            status = pod.get("status") or {}
+            if status.get("phase") != "Failed":
+                continue
+            for container in status.get("containerStatuses") or []:
+                terminated = (container.get("state") or {}).get("terminated")
+                if terminated:
+                    detail = terminated.get("message") or ""
+                    return (
+                        f"pod {pod['metadata']['name']}: {terminated.get('reason', 'Error')} "
+                        f"(exit code {terminated.get('exitCode')}) {detail}".strip()
+                    )
+            return f"pod {pod['metadata']['name']}: {status.get('reason', 'Failed')} {status.get('message', '')}".strip()
+        return None
