@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, ResponseError
+from redis.exceptions import AuthenticationError, InvalidResponse, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -83,6 +83,7 @@ class RedisMetadataStore(MetadataStore):
             )
         if password is None and urlsplit(url).password is None:
             password = os.environ.get(PASSWORD_ENV) or None
+        self._has_password = password is not None or urlsplit(url).password is not None
         self._client = redis.Redis.from_url(
             url,
             password=password,
@@ -104,6 +105,11 @@ class RedisMetadataStore(MetadataStore):
         try:
             info = self._client.info()
         except AuthenticationError as err:
+            if not self._has_password:
+                raise StoreAuthError(
+                    f"Redis metadata store at {redact(self.url)} needs a password: put it in the URL "
+                    f"or in ${PASSWORD_ENV}"
+                ) from err
             raise StoreAuthError(
                 f"Redis metadata store at {redact(self.url)} refused the password: {err}"
             ) from err
@@ -112,13 +118,10 @@ class RedisMetadataStore(MetadataStore):
                 f"Redis metadata store at {redact(self.url)} did not answer: {err} "
                 "(is the address right and the server up?)"
             ) from err
-        except ResponseError as err:
-            if "NOAUTH" in str(err) or "WRONGPASS" in str(err):
-                raise StoreAuthError(
-                    f"Redis metadata store at {redact(self.url)} needs a password: put it in the URL "
-                    f"or in ${PASSWORD_ENV}"
-                ) from err
-            raise
+        except InvalidResponse as err:
+            raise StoreUnavailableError(
+                f"the server at {redact(self.url)} does not speak the Redis protocol: {err}"
+            ) from err
         if durability == "relaxed":
             return False
         if not info.get("aof_enabled"):
