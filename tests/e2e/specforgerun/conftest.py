@@ -1,0 +1,198 @@
+"""Fixtures and helpers for the operator's e2e tests: the CRD installed, the operator running as a real
+subprocess (``python -m specforge_operator``) against the test cluster, a namespace per test, and small
+polling helpers (imported by the test modules as ``from e2e.specforgerun.conftest import ...``).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from kubernetes import client as k8s_client
+from kubernetes.client.exceptions import ApiException
+from specforge_operator.kube import KubeApi
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+CRD_PATH = REPO_ROOT / "crds" / "specforgeruns.specforge.io.yaml"
+EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))
+GROUP, VERSION, PLURAL = "specforge.io", "v1alpha1", "specforgeruns"
+T = TypeVar("T")
+
+
+def wait_for(fetch: Callable[[], T | None], what: str, timeout: float = 60.0, interval: float = 0.25) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def crd_installed(kube_api: k8s_client.ApiClient) -> str:
+    extensions = k8s_client.ApiextensionsV1Api(kube_api)
+    body = yaml.safe_load(CRD_PATH.read_text())
+    try:
+        extensions.create_custom_resource_definition(body)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+        current = extensions.read_custom_resource_definition(body["metadata"]["name"])
+        body["metadata"]["resourceVersion"] = current.metadata.resource_version
+        extensions.replace_custom_resource_definition(body["metadata"]["name"], body)
+
+    def established() -> bool:
+        crd = extensions.read_custom_resource_definition(body["metadata"]["name"])
+        return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+
+    wait_for(established, "the SpecForgeRun CRD to be established")
+    return body["metadata"]["name"]
+
+
+class OperatorProcess:
+    """``python -m specforge_operator`` in a subprocess, logging to a file the test can show on failure."""
+
+    def __init__(self, kubeconfig: str, log_path: Path, resync_seconds: float = 3.0) -> None:
+        self.log_path = log_path
+        self.liveness_port = _free_port()
+        env = {
+            **os.environ,
+            "KUBECONFIG": kubeconfig,
+            "SPECFORGE_RESYNC_SECONDS": str(resync_seconds),
+        }
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "specforge_operator",
+                "--all-namespaces",
+                f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz",
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        def alive() -> bool:
+            if self.process.poll() is not None:
+                pytest.fail(f"operator exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=1
+                ) as reply:
+                    return reply.status == 200
+            except OSError:
+                return False
+
+        wait_for(alive, "the operator's liveness endpoint", timeout=timeout)
+
+    def log_tail(self, lines: int = 80) -> str:
+        return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def operator_process(
+    kubeconfig: str, crd_installed: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def namespace(kube_api: k8s_client.ApiClient) -> Iterator[str]:
+    core = k8s_client.CoreV1Api(kube_api)
+    name = f"sfr-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(k8s_client.V1Namespace(metadata=k8s_client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture
+def kube(kube_api: k8s_client.ApiClient) -> KubeApi:
+    """The operator's own client, pointed at the test cluster (dict in, dict out)."""
+    return KubeApi(kube_api)
+
+
+@pytest.fixture
+def runs(kube_api: k8s_client.ApiClient, namespace: str) -> Runs:
+    return Runs(kube_api, namespace)
+
+
+class Runs:
+    """SpecForgeRun CRUD in one namespace through the real API server."""
+
+    def __init__(self, kube_api: k8s_client.ApiClient, namespace: str) -> None:
+        self.api = k8s_client.CustomObjectsApi(kube_api)
+        self.namespace = namespace
+
+    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        body = copy.deepcopy(manifest)
+        body["metadata"]["namespace"] = self.namespace
+        return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def patch_spec(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return self.api.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec}
+        )
+
+    def delete(self, name: str) -> None:
+        self.api.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def wait_phase(self, name: str, phase: str, timeout: float = 90.0) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            run = self.get(name)
+            return run if (run.get("status") or {}).get("phase") == phase else None
+
+        try:
+            return wait_for(reached, f"run {name} to reach phase {phase}", timeout=timeout)
+        except pytest.fail.Exception:
+            status = self.get(name).get("status") or {}
+            pytest.fail(f"run {name} never reached {phase}; last status:\n{yaml.safe_dump(status)}")
+
+
+def load_example(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def condition(run: dict[str, Any], condition_type: str) -> dict[str, Any] | None:
+    for item in (run.get("status") or {}).get("conditions") or []:
+        if item["type"] == condition_type:
+            return item
+    return None

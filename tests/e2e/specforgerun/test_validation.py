@@ -1,0 +1,152 @@
+"""The API server itself rejects malformed runs (schema bounds, enums, CEL rules from the generated CRD),
+with a message naming the field, and refuses to change ``deploymentMode``. No operator is needed."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from e2e.specforgerun.conftest import GROUP, PLURAL, VERSION
+from kubernetes import client as k8s_client
+from kubernetes.client.exceptions import ApiException
+
+VALID = {
+    "apiVersion": "specforge.io/v1alpha1",
+    "kind": "SpecForgeRun",
+    "metadata": {"name": "bad"},
+    "spec": {
+        "deploymentMode": "local_colocated",
+        "targetModel": {"builtin": "tiny-llama"},
+        "dataset": {"builtin": "chat-mini"},
+    },
+}
+HOST_FEATURES = {"volume": {"hostPath": {"path": "/tmp/features"}}}
+
+# (case id, spec changes (None deletes a key), the field the error must name)
+MALFORMED: list[tuple[str, dict[str, Any], str]] = [
+    ("unknown-mode", {"deploymentMode": "hybrid"}, "spec.deploymentMode"),
+    ("no-target-model", {"targetModel": None}, "spec.targetModel"),
+    (
+        "two-model-sources",
+        {"targetModel": {"builtin": "tiny-llama", "path": "/models/x"}},
+        "spec.targetModel",
+    ),
+    ("unknown-builtin-model", {"targetModel": {"builtin": "gpt-5"}}, "spec.targetModel.builtin"),
+    ("relative-dataset-path", {"dataset": {"path": "data.jsonl"}}, "spec.dataset.path"),
+    ("zero-epochs", {"training": {"epochs": 0}}, "spec.training.epochs"),
+    ("zero-learning-rate", {"training": {"learningRate": 0}}, "spec.training.learningRate"),
+    ("huge-learning-rate", {"training": {"learningRate": 2}}, "spec.training.learningRate"),
+    ("zero-batch", {"training": {"batchSize": 0}}, "spec.training.batchSize"),
+    ("zero-ttt", {"training": {"tttLength": 0}}, "spec.training.tttLength"),
+    ("short-max-length", {"training": {"maxLength": 8}}, "spec.training.maxLength"),
+    ("unknown-feature-mode", {"training": {"featureMode": "sideways"}}, "spec.training.featureMode"),
+    ("training-not-an-object", {"training": "fast"}, "spec.training"),
+    ("zero-replicas", {"trainer": {"replicas": 0}}, "spec.trainer.replicas"),
+    ("too-many-gpus", {"trainer": {"gpusPerReplica": 17}}, "spec.trainer.gpusPerReplica"),
+    ("bad-memory", {"trainer": {"resources": {"memory": "lots"}}}, "spec.trainer.resources.memory"),
+    (
+        "bad-toleration",
+        {"trainer": {"tolerations": [{"operator": "Maybe"}]}},
+        "spec.trainer.tolerations[0].operator",
+    ),
+    ("local-two-replicas", {"trainer": {"replicas": 2}}, "spec.trainer.replicas"),
+    ("local-with-store", {"metadataStore": {"managed": {}}}, "spec.metadataStore"),
+    ("colocated-with-producers", {"deploymentMode": "dataflow_colocated", "producers": {}}, "spec.producers"),
+    (
+        "disaggregated-no-producers",
+        {"deploymentMode": "disaggregated", "featureStore": HOST_FEATURES},
+        "spec.producers",
+    ),
+    (
+        "disaggregated-emptydir-features",
+        {"deploymentMode": "disaggregated", "producers": {}},
+        "spec.featureStore.volume",
+    ),
+    (
+        "two-stores",
+        {
+            "deploymentMode": "dataflow_colocated",
+            "metadataStore": {"managed": {}, "external": {"url": "redis://r:6379/0"}},
+        },
+        "spec.metadataStore",
+    ),
+    (
+        "store-url-not-redis",
+        {"deploymentMode": "dataflow_colocated", "metadataStore": {"external": {"url": "http://r:6379"}}},
+        "spec.metadataStore.external.url",
+    ),
+    (
+        "two-volume-kinds",
+        {"checkpoints": {"volume": {"emptyDir": {}, "hostPath": {"path": "/x"}}}},
+        "spec.checkpoints.volume",
+    ),
+    ("bad-pull-policy", {"imagePullPolicy": "Sometimes"}, "spec.imagePullPolicy"),
+    ("negative-backoff", {"runPolicy": {"backoffLimit": -1}}, "spec.runPolicy.backoffLimit"),
+    ("zero-deadline", {"runPolicy": {"activeDeadlineSeconds": 0}}, "spec.runPolicy.activeDeadlineSeconds"),
+]
+
+
+def _manifest(changes: dict[str, Any], name: str = "bad") -> dict[str, Any]:
+    manifest = copy.deepcopy(VALID)
+    manifest["metadata"]["name"] = name
+    for key, value in changes.items():
+        if value is None:
+            manifest["spec"].pop(key, None)
+        else:
+            manifest["spec"][key] = value
+    return manifest
+
+
+def _rejection(api: k8s_client.CustomObjectsApi, namespace: str, manifest: dict[str, Any]) -> str:
+    with pytest.raises(ApiException) as caught:
+        api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, manifest)
+    assert caught.value.status == 422, caught.value.body
+    return json.loads(caught.value.body)["message"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"), [case[1:] for case in MALFORMED], ids=[case[0] for case in MALFORMED]
+)
+def test_malformed_run_is_rejected_naming_the_field(
+    kube_api: k8s_client.ApiClient, crd_installed: str, namespace: str, changes: dict[str, Any], field: str
+) -> None:
+    message = _rejection(k8s_client.CustomObjectsApi(kube_api), namespace, _manifest(changes))
+    assert field in message, message
+
+
+def test_run_name_that_cannot_prefix_children_is_rejected(
+    kube_api: k8s_client.ApiClient, crd_installed: str, namespace: str
+) -> None:
+    message = _rejection(k8s_client.CustomObjectsApi(kube_api), namespace, _manifest({}, name="x" * 41))
+    assert "metadata.name" in message, message
+
+
+def test_the_valid_baseline_is_accepted_and_defaulted(
+    kube_api: k8s_client.ApiClient, crd_installed: str, namespace: str
+) -> None:
+    api = k8s_client.CustomObjectsApi(kube_api)
+    created = api.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, _manifest({}, name="fine")
+    )
+    assert created["spec"]["training"]["epochs"] == 1
+    assert created["spec"]["featureStore"] == {"path": "/features", "volume": {"emptyDir": {}}}
+
+
+def test_deployment_mode_is_immutable(
+    kube_api: k8s_client.ApiClient, crd_installed: str, namespace: str
+) -> None:
+    api = k8s_client.CustomObjectsApi(kube_api)
+    api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, _manifest({}, name="fixed"))
+    with pytest.raises(ApiException) as caught:
+        api.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            "fixed",
+            {"spec": {"deploymentMode": "dataflow_colocated", "metadataStore": None}},
+        )
+    assert caught.value.status == 422
+    assert "deploymentMode is immutable" in json.loads(caught.value.body)["message"]
