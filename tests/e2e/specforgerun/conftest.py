@@ -6,12 +6,7 @@ polling helpers (imported by the test modules as ``from e2e.specforgerun.conftes
 from __future__ import annotations
 
 import copy
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +17,7 @@ import yaml
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 from specforge_operator.kube import KubeApi
+from specforge_operator.process import OperatorProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CRD_PATH = REPO_ROOT / "crds" / "specforgeruns.specforge.io.yaml"
@@ -39,12 +35,6 @@ def wait_for(fetch: Callable[[], T | None], what: str, timeout: float = 60.0, in
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -68,65 +58,15 @@ def crd_installed(kube_api: k8s_client.ApiClient) -> str:
     return body["metadata"]["name"]
 
 
-class OperatorProcess:
-    """``python -m specforge_operator`` in a subprocess, logging to a file the test can show on failure."""
-
-    def __init__(self, kubeconfig: str, log_path: Path, resync_seconds: float = 3.0) -> None:
-        self.log_path = log_path
-        self.liveness_port = _free_port()
-        env = {
-            **os.environ,
-            "KUBECONFIG": kubeconfig,
-            "SPECFORGE_RESYNC_SECONDS": str(resync_seconds),
-        }
-        self._log = log_path.open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "specforge_operator",
-                "--all-namespaces",
-                f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz",
-            ],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        def alive() -> bool:
-            if self.process.poll() is not None:
-                pytest.fail(f"operator exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=1
-                ) as reply:
-                    return reply.status == 200
-            except OSError:
-                return False
-
-        wait_for(alive, "the operator's liveness endpoint", timeout=timeout)
-
-    def log_tail(self, lines: int = 80) -> str:
-        return "\n".join(self.log_path.read_text().splitlines()[-lines:])
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
-
-
 @pytest.fixture(scope="session")
 def operator_process(
     kubeconfig: str, crd_installed: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    process = OperatorProcess(
+        kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log", resync_seconds=3
+    )
     try:
-        process.wait_ready()
+        process.wait_live()
         yield process
     finally:
         process.stop()

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 from e2e.conftest import GPU_RESOURCE, KWOK_FAIL_ANNOTATION, KWOK_RUN_DURATION_ANNOTATION
-from e2e.specforgerun.conftest import EXAMPLES, OperatorProcess, Runs, condition, load_example, wait_for
+from e2e.specforgerun.conftest import EXAMPLES, Runs, condition, load_example, wait_for
 from kubernetes import client as k8s_client
 from specforge_operator.kube import KubeApi
+from specforge_operator.process import OperatorProcess
 
 RUN_LABEL = "specforge.io/run"
 CHILD_KINDS = [

@@ -1,0 +1,207 @@
+"""Operator benchmark on the local control plane (or $KUBECONFIG): latency and scale, with its memory.
+
+1. Apply → all children created: for each of N local_colocated runs (suspended: the children are the
+   same, KWOK just has no pods to fake), created one after another, the time from the create call
+   returning to the last child (the trainer Job) being seen by a watch; every run's full child set is
+   then checked. p50 and p99. Target: p50 <= 1 s.
+2. Reconcile M runs: M suspended runs created as fast as one client can; the time until every run has
+   all its children and a status written for its generation (suspended, so KWOK has no pods to fake and
+   the figure is the operator's, not the scheduler's).
+3. The operator's RSS (current and peak) after both. Target: <= 200 MB.
+
+The operator runs as a real subprocess (``python -m specforge_operator``), as in the e2e tests.
+Usage: python bench/operator.py [--latency-runs 100] [--scale-runs 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes import watch as k8s_watch
+from specforge_operator.kube import KubeApi
+from specforge_operator.process import OperatorProcess
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GROUP, VERSION, PLURAL = "specforge.io", "v1alpha1", "specforgeruns"
+CHILDREN_PER_LOCAL_RUN = 5  # ConfigMap, ServiceAccount, Role, RoleBinding, Job
+
+
+def run_manifest(name: str, *, suspend: bool) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "SpecForgeRun",
+        "metadata": {"name": name},
+        "spec": {
+            "deploymentMode": "local_colocated",
+            "targetModel": {"builtin": "tiny-llama"},
+            "dataset": {"builtin": "chat-mini"},
+            "trainer": {"resources": {"cpu": "10m", "memory": "64Mi"}},
+            "suspend": suspend,
+        },
+    }
+
+
+class JobWatcher(threading.Thread):
+    """Records when each trainer Job in a namespace is first seen."""
+
+    def __init__(self, api: k8s_client.ApiClient, namespace: str) -> None:
+        super().__init__(daemon=True)
+        self.batch = k8s_client.BatchV1Api(api)
+        self.namespace = namespace
+        self.first_seen: dict[str, float] = {}
+        self.watch = k8s_watch.Watch()
+        self.started = threading.Event()
+
+    def run(self) -> None:
+        self.started.set()
+        for event in self.watch.stream(self.batch.list_namespaced_job, self.namespace, timeout_seconds=3600):
+            self.first_seen.setdefault(event["object"].metadata.name, time.monotonic())
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def bench_latency(api: k8s_client.ApiClient, namespace: str, count: int) -> list[float]:
+    custom, kube = k8s_client.CustomObjectsApi(api), KubeApi(api)
+    watcher = JobWatcher(api, namespace)
+    watcher.start()
+    watcher.started.wait()
+    time.sleep(1.0)  # let the watch establish before the first create
+    latencies = []
+    for index in range(count):
+        name = f"lat-{index}"
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, run_manifest(name, suspend=True)
+        )
+        created = time.monotonic()
+        job = f"{name}-trainer"
+        deadline = created + 30
+        while job not in watcher.first_seen:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{job} not created within 30 s")
+            time.sleep(0.002)
+        latencies.append(watcher.first_seen[job] - created)
+    watcher.watch.stop()
+    for index in range(count):
+        children = sum(
+            len(kube.list(api_version, kind, namespace, f"specforge.io/run=lat-{index}"))
+            for api_version, kind in (
+                ("v1", "ConfigMap"),
+                ("v1", "ServiceAccount"),
+                ("rbac.authorization.k8s.io/v1", "Role"),
+                ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+                ("batch/v1", "Job"),
+            )
+        )
+        if children != CHILDREN_PER_LOCAL_RUN:
+            raise AssertionError(
+                f"run lat-{index} has {children} children, expected {CHILDREN_PER_LOCAL_RUN}"
+            )
+    return latencies
+
+
+def bench_scale(api: k8s_client.ApiClient, namespace: str, count: int) -> tuple[float, float]:
+    custom = k8s_client.CustomObjectsApi(api)
+    started = time.monotonic()
+    for index in range(count):
+        custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, run_manifest(f"scale-{index}", suspend=True)
+        )
+    created = time.monotonic() - started
+    while True:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+        done = sum(
+            1
+            for item in items
+            if (item.get("status") or {}).get("observedGeneration") == item["metadata"]["generation"]
+            and len(item["status"].get("children", [])) == CHILDREN_PER_LOCAL_RUN
+        )
+        if done == count:
+            return created, time.monotonic() - started
+        if time.monotonic() - started > 1800:
+            raise TimeoutError(f"only {done}/{count} runs reconciled after 30 min")
+        time.sleep(0.5)
+
+
+def cluster_kubeconfig() -> tuple[str, dict[str, str] | None]:
+    if os.environ.get("KUBECONFIG"):
+        return os.environ["KUBECONFIG"], None
+    env = {**os.environ, "SPECFORGE_CLUSTER_NAME": f"bench-operator-{os.getpid()}"}
+    out = subprocess.run(
+        [str(REPO_ROOT / "hack/cluster.sh"), "up"], env=env, check=True, capture_output=True, text=True
+    )
+    line = next(line for line in reversed(out.stdout.splitlines()) if line.startswith("export KUBECONFIG="))
+    return line.removeprefix("export KUBECONFIG="), env
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-runs", type=int, default=100)
+    parser.add_argument("--scale-runs", type=int, default=1000)
+    args = parser.parse_args()
+
+    kubeconfig, cluster_env = cluster_kubeconfig()
+    api = k8s_config.new_client_from_config(config_file=kubeconfig)
+    subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", str(REPO_ROOT / "crds")],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            kubeconfig,
+            "wait",
+            "--for=condition=Established",
+            "crd/specforgeruns.specforge.io",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    core = k8s_client.CoreV1Api(api)
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    log = Path(tempfile.mkdtemp(prefix="bench-operator-")) / "operator.log"
+    operator = OperatorProcess(kubeconfig, log, resync_seconds=600)
+    try:
+        operator.wait_live()
+        latencies = bench_latency(api, namespace, args.latency_runs)
+        print(
+            f"apply -> all {CHILDREN_PER_LOCAL_RUN} children created, {len(latencies)} runs, one at a time:"
+        )
+        print(
+            f"  p50 {statistics.median(latencies) * 1000:.0f} ms   p99 {percentile(latencies, 0.99) * 1000:.0f} ms"
+            f"   max {max(latencies) * 1000:.0f} ms   (target p50 <= 1000 ms)"
+        )
+        created, reconciled = bench_scale(api, namespace, args.scale_runs)
+        print(
+            f"{args.scale_runs} runs: created in {created:.1f} s; all reconciled (children + status) after {reconciled:.1f} s"
+        )
+        print(f"  {args.scale_runs / reconciled:.1f} runs/s end to end")
+        rss, peak = operator.rss_bytes()
+        print(f"operator RSS: {rss / 2**20:.0f} MiB now, {peak / 2**20:.0f} MiB peak   (target <= 200 MB)")
+    finally:
+        operator.stop()
+        core.delete_namespace(namespace)
+        if cluster_env is not None:
+            subprocess.run([str(REPO_ROOT / "hack/cluster.sh"), "down"], env=cluster_env, check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

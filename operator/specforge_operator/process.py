@@ -1,0 +1,84 @@
+"""Launch the operator as a child process and wait until it is live (e2e tests, benchmarks, local runs).
+
+The child is exactly what a Deployment would run (``python -m specforge_operator``), with kopf's liveness
+endpoint on a free loopback port so readiness is observed, not guessed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OperatorProcess:
+    def __init__(
+        self, kubeconfig: str, log_path: Path, *, resync_seconds: float = 60.0, workers: int = 8
+    ) -> None:
+        self.log_path = log_path
+        self.liveness_port = _free_port()
+        env = {
+            **os.environ,
+            "KUBECONFIG": kubeconfig,
+            "SPECFORGE_RESYNC_SECONDS": str(resync_seconds),
+            "SPECFORGE_WORKERS": str(workers),
+        }
+        self._log = log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "specforge_operator",
+                "--all-namespaces",
+                f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz",
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_live(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"operator exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+                with urllib.request.urlopen(url, timeout=1) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"operator not live after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def rss_bytes(self) -> tuple[int, int]:
+        """(current, peak) resident set size of the operator process."""
+        fields = dict(
+            line.split(":", 1)
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines()
+            if ":" in line
+        )
+        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+
+    def log_tail(self, lines: int = 80) -> str:
+        return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
