@@ -20,6 +20,8 @@ HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HACK_DIR/lib/binaries.sh"
 # shellcheck source=hack/lib/cluster-env.sh
 source "$HACK_DIR/lib/cluster-env.sh"
+# shellcheck source=hack/lib/loopback-config.sh
+source "$HACK_DIR/lib/loopback-config.sh"
 # shellcheck source=hack/lib/training-operator.sh
 source "$HACK_DIR/lib/training-operator.sh"
 
@@ -29,12 +31,14 @@ cluster_up() {
   local started=$SECONDS
   "$HACK_DIR/build-binaries.sh" >/dev/null
   export KWOK_KUBECTL_BINARY="$BIN_DIR/kubectl"
+  mkdir -p "$CLUSTER_DIR"
+  [ -f "$CLUSTER_DIR/kwok.yaml" ] || write_loopback_config "$CLUSTER_DIR/loopback.yaml"
   kwokctl create cluster --runtime binary --kubeconfig "" --quiet-pull \
     --secure-port=true --kube-authorization=true --kube-admission=true \
     --etcd-binary "$BIN_DIR/etcd" --kube-apiserver-binary "$BIN_DIR/kube-apiserver" \
     --kube-controller-manager-binary "$BIN_DIR/kube-controller-manager" \
     --kube-scheduler-binary "$BIN_DIR/kube-scheduler" --kwok-controller-binary "$BIN_DIR/kwok" \
-    --config "$HACK_DIR/kwok/stages.yaml" --wait 120s >&2
+    --config "$CLUSTER_DIR/loopback.yaml" --config "$HACK_DIR/kwok/stages.yaml" --wait 120s >&2
   kc apply -f "$HACK_DIR/kwok/nodes.yaml" >/dev/null
   kc wait --for=condition=Ready node --all --timeout=60s >/dev/null
   start_training_operator

@@ -18,7 +18,12 @@ OPERATOR_DIR="$CLUSTER_DIR/training-operator"
 # kubectl against this cluster, whatever KUBECONFIG the caller has.
 kc() { "$BIN_DIR/kubectl" --kubeconfig "$CLUSTER_KUBECONFIG" "$@"; }
 
-# free_port: a TCP port nothing listens on now (the kernel picks it).
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+# free_ports N: N distinct TCP ports nothing listens on now (the kernel picks them, all held at once).
+free_ports() {
+  python3 -c '
+import socket, sys
+held = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in held:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in held))' "$1"
 }

@@ -58,7 +58,7 @@ start_training_operator() {
   kc apply --server-side --force-conflicts -f "$PYTORCHJOB_CRD" >/dev/null
   install_operator_certs
   local probe_port metrics_port webhook_port
-  probe_port=$(free_port) metrics_port=$(free_port) webhook_port=$(free_port)
+  read -r probe_port metrics_port webhook_port < <(free_ports 3)
   echo "$probe_port" >"$OPERATOR_DIR/probe-port"
   TMPDIR="$OPERATOR_DIR/tmp" MY_POD_NAMESPACE="$OPERATOR_NAMESPACE" KUBECONFIG="$CLUSTER_KUBECONFIG" \
     setsid "$BIN_DIR/training-operator" --enable-scheme=pytorchjob \
