@@ -60,6 +60,26 @@ class SampleRef:
     _json: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if type(self.feature_keys) is not tuple and isinstance(self.feature_keys, list):
+            object.__setattr__(self, "feature_keys", tuple(self.feature_keys))
+        specs = self.feature_specs
+        if type(specs) is not tuple or not all(type(spec) is FeatureSpec for spec in specs):
+            if not isinstance(specs, list | tuple):
+                raise TypeError(f"SampleRef.feature_specs must be a sequence of FeatureSpec, got {specs!r}")
+            object.__setattr__(self, "feature_specs", tuple(_as_feature_spec(spec) for spec in specs))
+        if not (
+            _is_plain_ref(self)
+            and self.sample_id
+            and self.run_id
+            and self.feature_uri
+            and all(self.feature_keys)
+            and self.num_tokens >= 0
+            and self.estimated_bytes >= 0
+            and self.schema_version >= 0
+        ):
+            self._explain_invalid()
+
+    def _explain_invalid(self) -> None:
         for name in ("sample_id", "run_id", "feature_uri"):
             value = getattr(self, name)
             _require(isinstance(value, str) and value, f"SampleRef.{name}", "a non-empty string", value)
@@ -72,13 +92,7 @@ class SampleRef:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
             _require(ok, f"SampleRef.{name}", "a non-negative int", value)
         keys = self.feature_keys
-        if not isinstance(keys, list | tuple) or not all(isinstance(k, str) and k for k in keys):
-            raise TypeError(f"SampleRef.feature_keys must be a sequence of non-empty strings, got {keys!r}")
-        object.__setattr__(self, "feature_keys", tuple(keys))
-        specs = self.feature_specs
-        if not isinstance(specs, list | tuple):
-            raise TypeError(f"SampleRef.feature_specs must be a sequence of FeatureSpec, got {specs!r}")
-        object.__setattr__(self, "feature_specs", tuple(_as_feature_spec(s) for s in specs))
+        raise TypeError(f"SampleRef.feature_keys must be a sequence of non-empty strings, got {keys!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,9 +122,7 @@ class SampleRef:
             raise ValueError(
                 f"SampleRef schema_version {version} is newer than this runtime's {SCHEMA_VERSION}"
             )
-        fields = dict(data)
-        fields["feature_specs"] = tuple(_as_feature_spec(s) for s in fields.get("feature_specs", ()))
-        return cls(**fields)
+        return cls(**data)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> SampleRef:
@@ -126,7 +138,8 @@ def _as_feature_spec(value: Any) -> FeatureSpec:
     if isinstance(value, Mapping):
         return FeatureSpec(value["name"], tuple(value["shape"]), value["dtype"])
     if isinstance(value, list | tuple) and len(value) == 3:
-        return FeatureSpec(value[0], tuple(value[1]), value[2])
+        shape = value[1]
+        return FeatureSpec(value[0], tuple(shape) if isinstance(shape, list) else shape, value[2])
     raise TypeError(f"expected a FeatureSpec, a mapping or a (name, shape, dtype) triple, got {value!r}")
 
 
@@ -146,6 +159,27 @@ def _is_tensor_like(obj: Any) -> bool:
 
 
 _SCALARS = (str, bytes, int, float, bool, type(None))
+_REF_SCALAR_TYPES = frozenset((str, int))
+_REF_SCALAR_FIELDS = (
+    "sample_id", "run_id", "feature_uri", "strategy", "num_tokens", "estimated_bytes",
+    "target_model_version", "tokenizer_version", "schema_version",
+)  # fmt: skip
+
+
+def _is_plain_ref(ref: SampleRef) -> bool:
+    """True when every field has exactly the type a ref is built with (the common case, checked fast)."""
+    return (
+        all(type(getattr(ref, name)) in _REF_SCALAR_TYPES for name in _REF_SCALAR_FIELDS)
+        and type(ref.feature_keys) is tuple
+        and all(type(k) is str for k in ref.feature_keys)
+        and all(
+            type(spec) is FeatureSpec
+            and type(spec.name) is str
+            and type(spec.dtype) is str
+            and all(type(d) is int for d in spec.shape)
+            for spec in ref.feature_specs
+        )
+    )
 
 
 def assert_no_tensors(obj: Any, path: str = "ref") -> None:
@@ -154,7 +188,7 @@ def assert_no_tensors(obj: Any, path: str = "ref") -> None:
     Walks dataclasses, mappings (keys and values) and sequences/sets; torch and numpy are checked
     only if already imported, so the check never imports them.
     """
-    if isinstance(obj, _SCALARS):
+    if isinstance(obj, _SCALARS) or (type(obj) is SampleRef and _is_plain_ref(obj)):
         return
     if _is_tensor_like(obj):
         raise TensorInRefError(
