@@ -23,6 +23,7 @@ from specforge_operator.render.meta import RUN_LABEL
 
 RESYNC_SECONDS = float(os.environ.get("SPECFORGE_RESYNC_SECONDS", "60"))
 RUN_RESOURCE = (GROUP, VERSION, PLURAL)
+RETRY_BACKOFF_SECONDS = 2.0
 
 
 @kopf.on.startup()
@@ -49,9 +50,10 @@ def _reconcile_and_report(body: Mapping[str, Any], reconciler: Reconciler) -> No
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
-@kopf.on.resume(*RUN_RESOURCE)
-@kopf.on.create(*RUN_RESOURCE)
-@kopf.on.update(*RUN_RESOURCE, field="spec")
+# A failed reconcile (e.g. the API server briefly unavailable) is retried soon, not after kopf's 60 s.
+@kopf.on.resume(*RUN_RESOURCE, backoff=RETRY_BACKOFF_SECONDS)
+@kopf.on.create(*RUN_RESOURCE, backoff=RETRY_BACKOFF_SECONDS)
+@kopf.on.update(*RUN_RESOURCE, field="spec", backoff=RETRY_BACKOFF_SECONDS)
 def run_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _reconcile_and_report(body, memo.reconciler)
 

@@ -89,7 +89,7 @@ def bind_volume_for_redis(
             "spec": {
                 "capacity": {"storage": "1Gi"},
                 "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Delete",
+                "persistentVolumeReclaimPolicy": "Retain",
                 "hostPath": {"path": str(tmp_path)},
                 "claimRef": {"namespace": namespace, "name": f"{run_name}-redis-data"},
             },

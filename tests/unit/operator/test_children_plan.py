@@ -1,0 +1,71 @@
+"""The children plan: the store gate, finished runs, the prune allow-list and the store connection."""
+
+from __future__ import annotations
+
+import pytest
+from specforge_operator.render import plan_children
+from unit.operator.builders import build_run
+
+
+def kinds(manifests: list[dict]) -> list[str]:
+    return [manifest["kind"] for manifest in manifests]
+
+
+@pytest.mark.parametrize("mode", ["dataflow_colocated", "disaggregated"])
+def test_managed_store_gates_the_gpu_workloads(mode: str) -> None:
+    run = build_run(mode)
+    waiting = plan_children(run, store_ready=False, finished=False)
+    assert "PyTorchJob" not in kinds(waiting.to_apply) and "Job" not in kinds(waiting.to_apply)
+    assert "Deployment" in kinds(waiting.to_apply)
+    assert waiting.waiting_for == "metadata store"
+    assert "PyTorchJob" in kinds(waiting.held_back)
+    ready = plan_children(run, store_ready=True, finished=False)
+    assert kinds(ready.to_apply)[-len(waiting.held_back) :] == kinds(waiting.held_back)
+    assert ready.waiting_for is None
+
+
+def test_external_store_is_not_gated_and_has_no_redis() -> None:
+    run = build_run(
+        "dataflow_colocated",
+        metadataStore={
+            "external": {"url": "rediss://r.example:6380/2", "passwordSecretRef": {"name": "r", "key": "pw"}}
+        },
+    )
+    plan = plan_children(run, store_ready=False, finished=False)
+    assert "PyTorchJob" in kinds(plan.to_apply) and "Deployment" not in kinds(plan.to_apply)
+    assert plan.auth_secret is None
+    assert plan.store is not None and plan.store.url == "rediss://r.example:6380/2"
+    assert plan.store.password_secret is not None and plan.store.password_secret.key == "pw"
+
+
+def test_finished_run_gets_no_workload_but_may_keep_it() -> None:
+    plan = plan_children(build_run("local_colocated"), store_ready=True, finished=True)
+    assert "Job" not in kinds(plan.to_apply)
+    assert ("batch/v1", "Job", "demo-trainer") in plan.allowed
+
+
+def test_allow_list_follows_the_spec() -> None:
+    with_pvc = plan_children(
+        build_run("dataflow_colocated", metadataStore={"managed": {"persistence": {"enabled": True}}}),
+        store_ready=True,
+        finished=False,
+    )
+    without = plan_children(build_run("dataflow_colocated"), store_ready=True, finished=False)
+    pvc = ("v1", "PersistentVolumeClaim", "demo-redis-data")
+    assert pvc in with_pvc.allowed and pvc not in without.allowed
+    assert ("v1", "Secret", "demo-redis-auth") in without.allowed
+
+
+def test_no_auth_means_no_password_anywhere() -> None:
+    run = build_run("dataflow_colocated", metadataStore={"managed": {"auth": {"enabled": False}}})
+    plan = plan_children(run, store_ready=True, finished=False)
+    assert plan.auth_secret is None
+    rendered = str(plan.to_apply)
+    assert "SPECFORGE_METADATA_PASSWORD" not in rendered and "requirepass" not in rendered
+
+
+def test_children_need_the_run_uid() -> None:
+    run = build_run()
+    run.metadata.uid = None
+    with pytest.raises(ValueError, match="has no uid"):
+        plan_children(run, store_ready=True, finished=False)
