@@ -30,16 +30,29 @@ class FeatureSpec:
     dtype: str
 
     def __post_init__(self) -> None:
-        _require(
-            isinstance(self.name, str) and self.name, "FeatureSpec.name", "a non-empty string", self.name
-        )
-        shape = tuple(self.shape) if isinstance(self.shape, list | tuple) else self.shape
-        if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        if type(self.shape) is list:
+            object.__setattr__(self, "shape", tuple(self.shape))
+        if not (
+            type(self.name) is str
+            and self.name
+            and type(self.dtype) is str
+            and self.dtype
+            and type(self.shape) is tuple
+            and all(type(d) is int and d >= 0 for d in self.shape)
+        ):
+            _require(
+                isinstance(self.name, str) and bool(self.name),
+                "FeatureSpec.name",
+                "a non-empty string",
+                self.name,
+            )
+            _require(
+                isinstance(self.dtype, str) and bool(self.dtype),
+                "FeatureSpec.dtype",
+                "a non-empty string",
+                self.dtype,
+            )
             raise TypeError(f"FeatureSpec.shape must be a sequence of non-negative ints, got {self.shape!r}")
-        object.__setattr__(self, "shape", shape)
-        _require(
-            isinstance(self.dtype, str) and self.dtype, "FeatureSpec.dtype", "a non-empty string", self.dtype
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +95,7 @@ class SampleRef:
     def _explain_invalid(self) -> None:
         for name in ("sample_id", "run_id", "feature_uri"):
             value = getattr(self, name)
-            _require(isinstance(value, str) and value, f"SampleRef.{name}", "a non-empty string", value)
+            _require(isinstance(value, str) and bool(value), f"SampleRef.{name}", "a non-empty string", value)
         for name in ("strategy", "target_model_version", "tokenizer_version"):
             _require(
                 isinstance(getattr(self, name), str), f"SampleRef.{name}", "a string", getattr(self, name)

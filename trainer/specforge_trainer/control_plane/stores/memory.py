@@ -101,7 +101,7 @@ class InMemoryMetadataStore(MetadataStore):
                 self._return_to_pending([s for s, h in self._owner.items() if h in dead])
                 for h in dead:
                     del self._heartbeat[h]
-            claimed = []
+            claimed: list[str] = []
             for sid in self._pending:
                 if len(claimed) >= max_refs:
                     break

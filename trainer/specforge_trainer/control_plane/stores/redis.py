@@ -148,7 +148,7 @@ class RedisMetadataStore(MetadataStore):
             )
         return False
 
-    def _retrying(self, op: Callable[[], _T]) -> _T:
+    def _retrying(self, op: Callable[[], Any]) -> Any:
         deadline = time.monotonic() + self._reconnect_timeout_s
         delay = 0.05
         while True:
@@ -197,13 +197,13 @@ class RedisMetadataStore(MetadataStore):
 
     def get_committed(self, sample_id: str) -> SampleRef | None:
         text = self._retrying(lambda: self._client.hget(self._keys["refs"], sample_id))
-        return SampleRef.from_json(text) if text else None  # type: ignore[arg-type]
+        return SampleRef.from_json(text) if text else None
 
     def committed_count(self) -> int:
-        return int(self._retrying(lambda: self._client.zcard(self._keys["committed"])))  # type: ignore[arg-type]
+        return int(self._retrying(lambda: self._client.zcard(self._keys["committed"])))
 
     def all_committed_ids(self) -> list[str]:
-        return list(self._retrying(lambda: self._client.zrange(self._keys["committed"], 0, -1)))  # type: ignore[arg-type]
+        return list(self._retrying(lambda: self._client.zrange(self._keys["committed"], 0, -1)))
 
     # -- ack -------------------------------------------------------------------------------------
     def record_train_ack(
@@ -229,11 +229,11 @@ class RedisMetadataStore(MetadataStore):
         return bool(self._retrying(lambda: self._client.hexists(self._keys["acked"], sample_id)))
 
     def acked_count(self) -> int:
-        return int(self._retrying(lambda: self._client.hlen(self._keys["acked"])))  # type: ignore[arg-type]
+        return int(self._retrying(lambda: self._client.hlen(self._keys["acked"])))
 
     def acked_steps(self) -> dict[str, int]:
         raw = self._retrying(lambda: self._client.hgetall(self._keys["acked"]))
-        return {sid: int(step) for sid, step in raw.items()}  # type: ignore[union-attr]
+        return {sid: int(step) for sid, step in raw.items()}
 
     def durable_marker(self) -> DurableMarker | None:
         raw = self._retrying(lambda: self._client.hgetall(self._keys["marker"]))
@@ -241,7 +241,7 @@ class RedisMetadataStore(MetadataStore):
             return None
         return DurableMarker(
             int(raw["global_step"]), raw["optimizer_durable"] == "1", int(raw["acked_count"])
-        )  # type: ignore[index]
+        )
 
     def unack(self, sample_ids: Iterable[str]) -> int:
         results = self._run_batched(
@@ -272,13 +272,13 @@ class RedisMetadataStore(MetadataStore):
         return int(self._run("clear", keys, [trainer_id, self._prefix + "held:"]))
 
     def pending_count(self) -> int:
-        return int(self._retrying(lambda: self._client.zcard(self._keys["pending"])))  # type: ignore[arg-type]
+        return int(self._retrying(lambda: self._client.zcard(self._keys["pending"])))
 
     def leased_count(self) -> int:
-        return int(self._retrying(lambda: self._client.hlen(self._keys["owner"])))  # type: ignore[arg-type]
+        return int(self._retrying(lambda: self._client.hlen(self._keys["owner"])))
 
     def failed_count(self) -> int:
-        return int(self._retrying(lambda: self._client.scard(self._keys["failed"])))  # type: ignore[arg-type]
+        return int(self._retrying(lambda: self._client.scard(self._keys["failed"])))
 
 
 _KEY_NAMES = ("refs", "committed", "seq", "pending", "acked", "failed", "owner", "holders", "marker")
