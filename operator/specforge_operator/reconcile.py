@@ -113,8 +113,11 @@ class Reconciler:
                 found = self._kube.get(*child_key(manifest)[:2], run.namespace, manifest["metadata"]["name"])
                 if found is not None:
                     existing[child_key(manifest)] = found
-        if run.status is not None and run.status.observed_generation != run.metadata.generation:
+        spec_changed = run.status is not None and run.status.observed_generation != run.metadata.generation
+        if spec_changed:
             self._prune(run, plan)
+        else:
+            events = []  # apply warnings are news once per spec change, not on every resync
         observed = self._observe(run, plan, existing, store_ready)
         status, derived_events = derive_status(run, observed, self._clock())
         previous = operator_fields(run.status.to_wire()) if run.status else None

@@ -92,7 +92,10 @@ def derive_status(run: SpecForgeRun, observed: Observed, now: str) -> tuple[dict
                 "StoreReady",
                 observed.store_ready,
                 "StoreReady" if observed.store_ready else "WaitingForMetadataStore",
-                observed.store_endpoint or "",
+                f"metadata store at {observed.store_endpoint}"
+                if observed.store_ready
+                else f"waiting for {observed.store_endpoint} to have a ready replica; "
+                "the trainer workload and producers are created after it",
             )
         )
     for phase, condition_type in (
