@@ -1,0 +1,85 @@
+"""Supervisor: real processes started together, stopped together, failures named."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+from specforge_trainer.supervisor import ProcessFailed, ProcessSpec, Supervisor
+
+pytestmark = pytest.mark.integration
+PY = sys.executable
+
+
+def sleeper(name: str, seconds: float = 60, **kwargs) -> ProcessSpec:
+    return ProcessSpec(
+        name, [PY, "-c", f"import time; print('{name} up', flush=True); time.sleep({seconds})"], **kwargs
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_the_run_succeeds_when_every_worker_exits_0_and_services_are_stopped(tmp_path):
+    sup = Supervisor(tmp_path)
+    service = sup.start(sleeper("redis", service=True))
+    for i in range(2):
+        sup.start(ProcessSpec(f"rank{i}", [PY, "-c", f"print('rank{i} done')"]))
+    sup.wait(timeout_s=30)
+    assert service.poll() is not None
+    assert (tmp_path / "rank1.log").read_text().strip() == "rank1 done"
+
+
+def test_a_failed_worker_stops_everything_and_is_named(tmp_path):
+    sup = Supervisor(tmp_path, stop_grace_s=2)
+    others = [sup.start(sleeper("producer-0")), sup.start(sleeper("redis", service=True))]
+    sup.start(
+        ProcessSpec("rank1", [PY, "-c", "import sys; print('CUDA out of memory', flush=True); sys.exit(3)"])
+    )
+    with pytest.raises(ProcessFailed, match=r"rank1 exited with status 3[\s\S]*CUDA out of memory") as err:
+        sup.wait(timeout_s=30)
+    assert err.value.name == "rank1"
+    assert all(p.poll() is not None for p in others)
+
+
+def test_a_killed_process_and_its_children_are_reported_and_reaped(tmp_path):
+    sup = Supervisor(tmp_path, stop_grace_s=2)
+    # a launcher with a child of its own, like torchrun and its ranks
+    launcher = sup.start(
+        ProcessSpec("torchrun", [PY, "-c", (
+            "import subprocess, sys, time;"
+            "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+            "print(c.pid, flush=True); time.sleep(60)"
+        )])
+    )  # fmt: skip
+    producer = sup.start(sleeper("producer-0"))
+    deadline = time.monotonic() + 20
+    while not (tmp_path / "torchrun.log").read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int((tmp_path / "torchrun.log").read_text().split()[0])
+    threading.Timer(0.3, lambda: os.kill(producer.pid, signal.SIGKILL)).start()
+    with pytest.raises(ProcessFailed, match="producer-0 was killed by SIGKILL"):
+        sup.wait(timeout_s=30)
+    launcher.wait(timeout=5)
+    deadline = time.monotonic() + 5
+    while alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(child), "the launcher's child outlived the stop"
+
+
+def test_ctrl_c_stops_everything(tmp_path):
+    sup = Supervisor(tmp_path, stop_grace_s=2)
+    procs = [sup.start(sleeper(f"rank{i}")) for i in range(2)]
+    threading.Timer(0.3, lambda: signal.raise_signal(signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        sup.wait(timeout_s=30)
+    assert all(p.poll() is not None for p in procs)
