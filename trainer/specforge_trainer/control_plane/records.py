@@ -144,6 +144,32 @@ class SampleRef:
             object.__setattr__(ref, "_json", text)
         return ref
 
+    @classmethod
+    def from_store_json(cls, text: str) -> SampleRef:
+        """A ref read back from a metadata store, which only ever holds refs validated at commit.
+
+        JSON cannot carry a tensor, so this skips the per-field checks that dominate the cost of
+        leasing; the schema version is still enforced.
+        """
+        data = json.loads(text)
+        if data.get("schema_version", SCHEMA_VERSION) > SCHEMA_VERSION:
+            return cls.from_dict(data)  # raises the clear error
+        ref = object.__new__(cls)
+        setattr_ = object.__setattr__
+        for name, value in data.items():
+            setattr_(ref, name, value)
+        setattr_(ref, "feature_keys", tuple(data["feature_keys"]))
+        specs = []
+        for name, shape, dtype in data["feature_specs"]:
+            spec = object.__new__(FeatureSpec)
+            setattr_(spec, "name", name)
+            setattr_(spec, "shape", tuple(shape))
+            setattr_(spec, "dtype", dtype)
+            specs.append(spec)
+        setattr_(ref, "feature_specs", tuple(specs))
+        setattr_(ref, "_json", text)
+        return ref
+
 
 def _as_feature_spec(value: Any) -> FeatureSpec:
     if isinstance(value, FeatureSpec):
@@ -181,18 +207,21 @@ _REF_SCALAR_FIELDS = (
 
 def _is_plain_ref(ref: SampleRef) -> bool:
     """True when every field has exactly the type a ref is built with (the common case, checked fast)."""
-    return (
-        all(type(getattr(ref, name)) in _REF_SCALAR_TYPES for name in _REF_SCALAR_FIELDS)
-        and type(ref.feature_keys) is tuple
-        and all(type(k) is str for k in ref.feature_keys)
-        and all(
-            type(spec) is FeatureSpec
-            and type(spec.name) is str
-            and type(spec.dtype) is str
-            and all(type(d) is int for d in spec.shape)
-            for spec in ref.feature_specs
-        )
-    )
+    for name in _REF_SCALAR_FIELDS:
+        if type(getattr(ref, name)) not in _REF_SCALAR_TYPES:
+            return False
+    if type(ref.feature_keys) is not tuple or type(ref.feature_specs) is not tuple:
+        return False
+    for key in ref.feature_keys:
+        if type(key) is not str:
+            return False
+    for spec in ref.feature_specs:
+        if type(spec) is not FeatureSpec or type(spec.name) is not str or type(spec.dtype) is not str:
+            return False
+        for dim in spec.shape:
+            if type(dim) is not int:
+                return False
+    return True
 
 
 def assert_no_tensors(obj: Any, path: str = "ref") -> None:

@@ -197,7 +197,7 @@ class RedisMetadataStore(MetadataStore):
 
     def get_committed(self, sample_id: str) -> SampleRef | None:
         text = self._retrying(lambda: self._client.hget(self._keys["refs"], sample_id))
-        return SampleRef.from_json(text) if text else None
+        return SampleRef.from_store_json(text) if text else None
 
     def committed_count(self) -> int:
         return int(self._retrying(lambda: self._client.zcard(self._keys["committed"])))
@@ -257,7 +257,7 @@ class RedisMetadataStore(MetadataStore):
             self._prefix + "claim:" + trainer_id,
         ]
         args = [trainer_id, max_refs, int(lease_timeout_s * 1000), self._prefix + "held:", token]
-        return [SampleRef.from_json(text) for text in self._run("claim", keys, args)]
+        return [SampleRef.from_store_json(text) for text in self._run("claim", keys, args)]
 
     def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
         head = [trainer_id, "1" if retryable else "0", self._prefix + "held:"]

@@ -112,7 +112,7 @@ class SQLiteMetadataStore(MetadataStore):
             .execute("SELECT ref_json FROM refs WHERE run_id = ? AND sample_id = ?", (self.run_id, sample_id))
             .fetchone()
         )
-        return SampleRef.from_json(row[0]) if row else None
+        return SampleRef.from_store_json(row[0]) if row else None
 
     def committed_count(self) -> int:
         return self._scalar("SELECT COUNT(*) FROM refs WHERE run_id = ?")
@@ -229,7 +229,7 @@ class SQLiteMetadataStore(MetadataStore):
                     f"UPDATE refs SET state = 'leased', holder = ? WHERE seq IN ({','.join('?' * len(chunk))})",
                     (trainer_id, *chunk),
                 )
-        return [SampleRef.from_json(r[1]) for r in rows]
+        return [SampleRef.from_store_json(r[1]) for r in rows]
 
     def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
         state = "pending" if retryable else "failed"
