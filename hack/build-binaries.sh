@@ -30,6 +30,19 @@ if binaries_present; then
   exit 0
 fi
 
+# One build per cache key at a time: a second caller (another make target, a test fixture) waits
+# for the first and then finds the binaries, instead of compiling the same packages again.
+mkdir -p "$KEY_DIR"
+exec 9>"$KEY_DIR/.build.lock"
+if ! flock -n 9; then
+  echo "another build of $KEY_DIR is running; waiting for it" >&2
+  flock 9
+fi
+if binaries_present; then
+  echo "$BIN_DIR"
+  exit 0
+fi
+
 if ! command -v go >/dev/null; then
   if [ -x /usr/local/go/bin/go ]; then
     export PATH="$PATH:/usr/local/go/bin"

@@ -68,7 +68,20 @@ cluster_status() {
     echo "training-operator: not running"
     return 1
   fi
+  print_memory
   echo "export KUBECONFIG=$CLUSTER_KUBECONFIG"
+}
+
+# print_memory: resident memory of every process of the cluster, and their sum.
+print_memory() {
+  local pidfile pid kib total=0
+  for pidfile in "$CLUSTER_DIR"/pids/*.pid "$OPERATOR_DIR/pid"; do
+    pid=$(cat "$pidfile" 2>/dev/null) || continue
+    kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || continue
+    printf '  %-26s %6d MiB\n' "$(basename "$pidfile" .pid | sed 's/^pid$/training-operator/')" $((kib / 1024))
+    total=$((total + kib))
+  done
+  printf '  %-26s %6d MiB\n' "total RSS" $((total / 1024))
 }
 
 case "${1:-}" in
