@@ -157,3 +157,23 @@ def test_controller_state_dict_guards_the_run_id():
     DataFlowController("run-a").load_state_dict(state)
     with pytest.raises(ValueError, match="run-a"):
         DataFlowController("run-b").load_state_dict(state)
+
+
+@pytest.mark.parametrize("store_factory", STORE_KINDS, indirect=True)
+def test_a_trainer_follows_its_schedule_while_producers_commit_out_of_order(store_factory):
+    import threading
+
+    ctl = DataFlowController("run-a", metadata_store=store_factory(), poll_interval_s=0.01)
+    order = [5, 0, 3, 1, 4, 2]
+
+    def produce():
+        for i in order:
+            ctl.commit_samples("producer", [make_ref(i)])
+
+    threading.Timer(0.05, produce).start()
+    schedule = [["s00000", "s00001", "s00002"], ["s00003", "s00004", "s00005"]]
+    for step, wanted in enumerate(schedule, 1):
+        refs = ctl.lease_named_refs("rank0", wanted, timeout_s=10)
+        assert ids(refs) == wanted
+        ctl.ack_train_refs("rank0", wanted, global_step=step, optimizer_durable=True)
+    assert ctl.lease_named_refs("rank0", ["s00000"], timeout_s=0.1) == []  # done, and acked

@@ -91,3 +91,12 @@ def test_no_backpressure_changes_nothing():
     q = SampleRefQueue(backpressure=None)
     q.put_many(make_ref(i, nbytes=10**12) for i in range(100))
     assert q.accepting() and len(q.get(100)) == 100
+
+
+def test_named_gets_wait_for_their_refs_and_answer_in_the_order_asked():
+    q = SampleRefQueue()
+    q.put_many([make_ref(2), make_ref(0)])
+    assert ids(q.get_named(["s00000", "s00001", "s00002"], timeout_s=0.05)) == ["s00000", "s00002"]
+    threading.Timer(0.05, lambda: q.put(make_ref(1))).start()
+    assert ids(q.get_named(["s00000", "s00001", "s00002"], timeout_s=5)) == ["s00000", "s00001", "s00002"]
+    assert (q.depth(), q.in_flight()) == (0, 3)

@@ -167,3 +167,19 @@ def test_runs_sharing_a_backend_do_not_see_each_other(store_factory):
     a.record_train_ack(["s00000"], global_step=1, optimizer_durable=True)
     assert not b.is_acked("s00000") and b.durable_marker() is None
     assert [r.run_id for r in b.claim_leases("t", 10, lease_timeout_s=30)] == ["run-b", "run-b"]
+
+
+def test_named_claims_follow_a_schedule_whatever_the_commit_order(store_factory):
+    store = store_factory()
+    store.commit_samples([make_ref(i) for i in (3, 1, 4)])
+    got = store.claim_named("t0", ["s00004", "s00002", "s00001"], lease_timeout_s=30)
+    if store_factory.kind == "noop":
+        assert got == []
+        return
+    assert [r.sample_id for r in got] == ["s00004", "s00001"]  # s00002 is not committed yet
+    assert store.claim_named("t1", ["s00004"], lease_timeout_s=30) == []  # a live holder's
+    again = store.claim_named("t0", ["s00001", "s00004", "s00003"], lease_timeout_s=30)
+    assert [r.sample_id for r in again] == ["s00001", "s00004", "s00003"]  # repeats are harmless
+    store.record_train_ack(["s00003"], global_step=1, optimizer_durable=True)
+    assert store.claim_named("t0", ["s00003"], lease_timeout_s=30) == []  # acked: never again
+    assert store.leased_count() == 2

@@ -118,6 +118,27 @@ class DataFlowController:
                 return refs
             time.sleep(min(self.poll_interval_s, remaining))
 
+    def lease_named_refs(
+        self, trainer_id: str, sample_ids: Sequence[str], timeout_s: float = 0.0
+    ) -> list[SampleRef]:
+        """Lease exactly the named refs (a deterministic schedule), waiting up to ``timeout_s`` for all.
+
+        Answers, in the order asked, those it could lease by the deadline; ask again for the rest
+        (refs already leased to this trainer are answered again). Producers may commit in any order.
+        """
+        if not self.store.shares_leases:
+            return self.queue.get_named(sample_ids, timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            have = {r.sample_id for r in self.queue.get_named(sample_ids)}
+            missing = [s for s in sample_ids if s not in have]
+            self.queue.put_many(self.store.claim_named(trainer_id, missing, self.lease_timeout_s))
+            refs = self.queue.get_named(sample_ids)
+            remaining = deadline - time.monotonic()
+            if len(refs) == len(set(sample_ids)) or remaining <= 0:
+                return refs
+            time.sleep(min(self.poll_interval_s, remaining))
+
     def ack_train_refs(
         self, trainer_id: str, sample_ids: Sequence[str], *, global_step: int, optimizer_durable: bool
     ) -> None:

@@ -91,6 +91,34 @@ class SampleRefQueue:
                 self._in_flight[ref.sample_id] = (ref, expiry)
             return candidates
 
+    def get_named(self, sample_ids: Sequence[str], timeout_s: float = 0.0) -> list[SampleRef]:
+        """Lease the named refs, in the order asked, waiting up to ``timeout_s`` for all of them.
+
+        Refs already in flight are answered again, so a caller may repeat the call for a partial
+        answer. This is how a trainer follows a deterministic schedule whatever order refs arrive in.
+        """
+        wanted = list(dict.fromkeys(sample_ids))
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                self._reclaim_expired()
+                if all(s in self._pending or s in self._in_flight for s in wanted):
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(self._wait_slice(remaining))
+            expiry = None if self.lease_timeout_s is None else time.monotonic() + self.lease_timeout_s
+            out = []
+            for sid in wanted:
+                ref = self._pending.pop(sid, None)
+                if ref is not None:
+                    self._in_flight[sid] = (ref, expiry)
+                    out.append(ref)
+                elif sid in self._in_flight:
+                    out.append(self._in_flight[sid][0])
+            return out
+
     def _head(self, n: int, shard: tuple[int, int] | None) -> list[SampleRef]:
         out: list[SampleRef] = []
         for ref in self._pending.values():

@@ -116,6 +116,13 @@ class MetadataStore(abc.ABC):
         """Renew ``trainer_id``'s heartbeat, reclaim dead holders' refs, lease up to ``max_refs`` pending refs."""
 
     @abc.abstractmethod
+    def claim_named(
+        self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float
+    ) -> list[SampleRef]:
+        """Like :meth:`claim_leases`, for the named refs: those pending are leased; those ``trainer_id``
+        already holds are answered again; the rest (not committed yet, acked, or a live holder's) are not."""
+
+    @abc.abstractmethod
     def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
         """Give refs back: to pending if ``retryable``, else to the failed set (never leased again)."""
 

@@ -6,6 +6,7 @@ Thread-safe; state lives as long as the object. Leases follow the holder-heartbe
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -93,23 +94,33 @@ class InMemoryMetadataStore(MetadataStore):
             return len(back)
 
     def claim_leases(self, trainer_id: str, max_refs: int, lease_timeout_s: float) -> list[SampleRef]:
-        now = time.monotonic()
         with self._lock:
-            self._heartbeat[trainer_id] = now + lease_timeout_s
-            dead = {h for h, expiry in self._heartbeat.items() if expiry < now}
-            if dead:
-                self._return_to_pending([s for s, h in self._owner.items() if h in dead])
-                for h in dead:
-                    del self._heartbeat[h]
-            claimed: list[str] = []
-            for sid in self._pending:
-                if len(claimed) >= max_refs:
-                    break
-                claimed.append(sid)
-            for sid in claimed:
-                del self._pending[sid]
-                self._owner[sid] = trainer_id
-            return [self._refs[s] for s in claimed]
+            self._heartbeat_and_reap(trainer_id, lease_timeout_s)
+            claimed = list(itertools.islice(self._pending, max_refs))
+            return self._lease(trainer_id, claimed)
+
+    def claim_named(
+        self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float
+    ) -> list[SampleRef]:
+        with self._lock:
+            self._heartbeat_and_reap(trainer_id, lease_timeout_s)
+            self._lease(trainer_id, [s for s in sample_ids if s in self._pending])
+            return [self._refs[s] for s in sample_ids if self._owner.get(s) == trainer_id]
+
+    def _heartbeat_and_reap(self, trainer_id: str, lease_timeout_s: float) -> None:
+        now = time.monotonic()
+        self._heartbeat[trainer_id] = now + lease_timeout_s
+        dead = {h for h, expiry in self._heartbeat.items() if expiry < now}
+        if dead:
+            self._return_to_pending([s for s, h in self._owner.items() if h in dead])
+            for h in dead:
+                del self._heartbeat[h]
+
+    def _lease(self, trainer_id: str, sample_ids: list[str]) -> list[SampleRef]:
+        for sid in sample_ids:
+            del self._pending[sid]
+            self._owner[sid] = trainer_id
+        return [self._refs[s] for s in sample_ids]
 
     def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
         with self._lock:

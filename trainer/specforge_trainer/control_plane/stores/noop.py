@@ -65,6 +65,11 @@ class NoOpMetadataStore(MetadataStore):
     def claim_leases(self, trainer_id: str, max_refs: int, lease_timeout_s: float) -> list[SampleRef]:
         return []
 
+    def claim_named(
+        self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float
+    ) -> list[SampleRef]:
+        return []
+
     def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
         return None
 

@@ -251,13 +251,24 @@ class RedisMetadataStore(MetadataStore):
 
     # -- shared leasing ------------------------------------------------------------------------
     def claim_leases(self, trainer_id: str, max_refs: int, lease_timeout_s: float) -> list[SampleRef]:
-        token = uuid.uuid4().hex
-        keys = [
-            *self._k("holders", "pending", "owner", "committed", "refs"),
-            self._prefix + "claim:" + trainer_id,
-        ]
-        args = [trainer_id, max_refs, int(lease_timeout_s * 1000), self._prefix + "held:", token]
+        keys = [*self._claim_keys(), self._prefix + "claim:" + trainer_id]
+        args = [*self._claim_head(trainer_id, lease_timeout_s), uuid.uuid4().hex, max_refs]
         return [SampleRef.from_store_json(text) for text in self._run("claim", keys, args)]
+
+    def claim_named(
+        self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float
+    ) -> list[SampleRef]:
+        head = self._claim_head(trainer_id, lease_timeout_s)
+        batches = self._run_batched(
+            "claim_named", self._claim_keys(), ([*head, *c] for c in _chunks(list(sample_ids)))
+        )
+        return [SampleRef.from_store_json(text) for batch in batches for text in batch]
+
+    def _claim_keys(self) -> list[str]:
+        return self._k("holders", "pending", "owner", "committed", "refs")
+
+    def _claim_head(self, trainer_id: str, lease_timeout_s: float) -> list[Any]:
+        return [trainer_id, int(lease_timeout_s * 1000), self._prefix + "held:"]
 
     def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
         head = [trainer_id, "1" if retryable else "0", self._prefix + "held:"]
@@ -282,7 +293,7 @@ class RedisMetadataStore(MetadataStore):
 
 
 _KEY_NAMES = ("refs", "committed", "seq", "pending", "acked", "failed", "owner", "holders", "marker")
-_SCRIPTS = ("commit", "claim", "ack", "unack", "release", "clear")
+_SCRIPTS = ("commit", "claim", "claim_named", "ack", "unack", "release", "clear")
 
 
 def _chunks(items: Sequence[_T], size: int = _BATCH) -> Iterator[Sequence[_T]]:

@@ -22,20 +22,16 @@ end
 return out
 """
 
-# KEYS: holders pending owner committed refs claim_key ; ARGV: holder max ttl_ms held_prefix token
-CLAIM = """
-local holder, token = ARGV[1], ARGV[5]
-local last = redis.call('HMGET', KEYS[6], 'token', 'ids')
-if last[1] == token then
-  local ids = cjson.decode(last[2])
-  if #ids == 0 then return {} end
-  return redis.call('HMGET', KEYS[5], unpack(ids))
-end
+# Shared head of the claim scripts. KEYS: holders pending owner committed refs ;
+# ARGV[1..3]: holder ttl_ms held_prefix. Renews the holder's heartbeat and returns every ref of
+# holders whose heartbeat expired to pending.
+_REAP = """
+local holder, ttl, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for _, h in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)) do
   if h ~= holder then
-    local held = ARGV[4] .. h
+    local held = prefix .. h
     for _, id in ipairs(redis.call('SMEMBERS', held)) do
       redis.call('ZADD', KEYS[2], redis.call('ZSCORE', KEYS[4], id), id)
       redis.call('HDEL', KEYS[3], id)
@@ -44,21 +40,62 @@ for _, h in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)) do
     redis.call('ZREM', KEYS[1], h)
   end
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), holder)
-local ids = {}
-if tonumber(ARGV[2]) > 0 then ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[2]) - 1) end
-redis.call('HSET', KEYS[6], 'token', token, 'ids', cjson.encode(ids))
-if #ids == 0 then return {} end
-redis.call('ZREM', KEYS[2], unpack(ids))
-redis.call('SADD', ARGV[4] .. holder, unpack(ids))
-local owned = {}
-for _, id in ipairs(ids) do
-  owned[#owned + 1] = id
-  owned[#owned + 1] = holder
+redis.call('ZADD', KEYS[1], now + ttl, holder)
+local function lease(ids)
+  if #ids == 0 then return {} end
+  redis.call('ZREM', KEYS[2], unpack(ids))
+  redis.call('SADD', prefix .. holder, unpack(ids))
+  local owned = {}
+  for _, id in ipairs(ids) do
+    owned[#owned + 1] = id
+    owned[#owned + 1] = holder
+  end
+  redis.call('HSET', KEYS[3], unpack(owned))
 end
-redis.call('HSET', KEYS[3], unpack(owned))
+"""
+
+# + KEYS[6] claim_key ; ARGV[4..5]: token max. The first pending refs in commit order; a retried
+# claim (same token) answers the same refs instead of leasing more.
+CLAIM = (
+    """
+local last = redis.call('HMGET', KEYS[6], 'token', 'ids')
+if last[1] == ARGV[4] then
+  local ids = cjson.decode(last[2])
+  if #ids == 0 then return {} end
+  return redis.call('HMGET', KEYS[5], unpack(ids))
+end
+"""
+    + _REAP
+    + """
+local ids = {}
+if tonumber(ARGV[5]) > 0 then ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[5]) - 1) end
+redis.call('HSET', KEYS[6], 'token', ARGV[4], 'ids', cjson.encode(ids))
+if #ids == 0 then return {} end
+lease(ids)
 return redis.call('HMGET', KEYS[5], unpack(ids))
 """
+)
+
+# ARGV[4..]: the sample ids wanted. Leases those that are pending; answers them plus those the
+# holder already has (so a repeat is harmless), in the order asked.
+CLAIM_NAMED = (
+    _REAP
+    + """
+local fresh, got = {}, {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  if redis.call('ZSCORE', KEYS[2], id) then
+    fresh[#fresh + 1] = id
+    got[#got + 1] = id
+  elseif redis.call('HGET', KEYS[3], id) == holder then
+    got[#got + 1] = id
+  end
+end
+lease(fresh)
+if #got == 0 then return {} end
+return redis.call('HMGET', KEYS[5], unpack(got))
+"""
+)
 
 # KEYS: committed acked owner marker pending ; ARGV: global_step optimizer_durable held_prefix ids...
 ACK = """

@@ -206,20 +206,8 @@ class SQLiteMetadataStore(MetadataStore):
 
     # -- shared leasing ------------------------------------------------------------------------
     def claim_leases(self, trainer_id: str, max_refs: int, lease_timeout_s: float) -> list[SampleRef]:
-        now = time.time()
         with self._write() as db:
-            db.execute(
-                "INSERT INTO holders (run_id, trainer_id, expires_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (run_id, trainer_id) DO UPDATE SET expires_at = excluded.expires_at",
-                (self.run_id, trainer_id, now + lease_timeout_s),
-            )
-            dead = "SELECT trainer_id FROM holders WHERE run_id = ? AND expires_at < ?"
-            db.execute(
-                f"UPDATE refs SET state = 'pending', holder = NULL "
-                f"WHERE run_id = ? AND state = 'leased' AND holder IN ({dead})",
-                (self.run_id, self.run_id, now),
-            )
-            db.execute("DELETE FROM holders WHERE run_id = ? AND expires_at < ?", (self.run_id, now))
+            self._heartbeat_and_reap(db, trainer_id, lease_timeout_s)
             rows = db.execute(
                 "SELECT seq, ref_json FROM refs WHERE run_id = ? AND state = 'pending' ORDER BY seq LIMIT ?",
                 (self.run_id, max_refs),
@@ -230,6 +218,41 @@ class SQLiteMetadataStore(MetadataStore):
                     (trainer_id, *chunk),
                 )
         return [SampleRef.from_store_json(r[1]) for r in rows]
+
+    def claim_named(
+        self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float
+    ) -> list[SampleRef]:
+        held: dict[str, str] = {}
+        with self._write() as db:
+            self._heartbeat_and_reap(db, trainer_id, lease_timeout_s)
+            for chunk in _chunks(list(sample_ids)):
+                marks = ",".join("?" * len(chunk))
+                db.execute(
+                    f"UPDATE refs SET state = 'leased', holder = ? "
+                    f"WHERE run_id = ? AND state = 'pending' AND sample_id IN ({marks})",
+                    (trainer_id, self.run_id, *chunk),
+                )
+                rows = db.execute(
+                    f"SELECT sample_id, ref_json FROM refs "
+                    f"WHERE run_id = ? AND state = 'leased' AND holder = ? AND sample_id IN ({marks})",
+                    (self.run_id, trainer_id, *chunk),
+                )
+                held.update(rows)
+        return [SampleRef.from_store_json(held[s]) for s in sample_ids if s in held]
+
+    def _heartbeat_and_reap(self, db: sqlite3.Connection, trainer_id: str, lease_timeout_s: float) -> None:
+        now = time.time()
+        db.execute(
+            "INSERT INTO holders (run_id, trainer_id, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (run_id, trainer_id) DO UPDATE SET expires_at = excluded.expires_at",
+            (self.run_id, trainer_id, now + lease_timeout_s),
+        )
+        dead = "SELECT trainer_id FROM holders WHERE run_id = ? AND expires_at < ?"
+        db.execute(
+            f"UPDATE refs SET state = 'pending', holder = NULL WHERE run_id = ? AND state = 'leased' AND holder IN ({dead})",
+            (self.run_id, self.run_id, now),
+        )
+        db.execute("DELETE FROM holders WHERE run_id = ? AND expires_at < ?", (self.run_id, now))
 
     def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
         state = "pending" if retryable else "failed"
