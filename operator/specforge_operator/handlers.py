@@ -40,7 +40,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo.reconciler = Reconciler(KubeApi(load_api_client()))
 
 
-def _reconcile_and_report(body: Mapping[str, Any], reconciler: Reconciler) -> None:
+def _reconcile_and_report(body: kopf.Body, reconciler: Reconciler) -> None:
     try:
         result = reconciler.reconcile(body)
     except ManifestError as error:
@@ -69,7 +69,9 @@ def run_deleted(uid: str, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.index(*RUN_RESOURCE)
-def runs_by_name(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], kopf.Body]:
+def runs_by_name(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str | None, str], kopf.Body]:
     return {(namespace, name): body}
 
 
@@ -86,9 +88,9 @@ _CHILD_FILTER: dict[str, Any] = {"labels": {RUN_LABEL: kopf.PRESENT}}
 @kopf.on.event("batch", "v1", "jobs", **_CHILD_FILTER)
 @kopf.on.event("kubeflow.org", "v1", "pytorchjobs", **_CHILD_FILTER)
 @kopf.on.event("apps", "v1", "deployments", **_CHILD_FILTER)
-@kopf.on.event("", "v1", "configmaps", **_CHILD_FILTER)
+@kopf.on.event("", "v1", "configmaps", **_CHILD_FILTER)  # type: ignore[arg-type]  # the index kwarg
 def child_changed(
-    namespace: str, labels: kopf.Labels, memo: kopf.Memo, runs_by_name: kopf.Index, **_: Any
+    namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, runs_by_name: kopf.Index, **_: Any
 ) -> None:
     for run_body in runs_by_name.get((namespace, labels[RUN_LABEL]), []):
         _reconcile_and_report(run_body, memo.reconciler)

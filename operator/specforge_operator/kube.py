@@ -70,7 +70,7 @@ class KubeApi:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
-        response = self._api.call_api(
+        response = self._api.call_api(  # type: ignore[call-arg]  # the stub lacks call_api's keywords
             path,
             method,
             query_params=query or [],

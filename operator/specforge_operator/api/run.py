@@ -57,9 +57,9 @@ class SpecForgeRun(ApiModel):
     """A SpecForge EAGLE3 draft-model training run."""
 
     api_version: Literal["specforge.io/v1alpha1"] = Field(
-        default=API_VERSION, description="specforge.io/v1alpha1"
+        default="specforge.io/v1alpha1", description="specforge.io/v1alpha1"
     )
-    kind: Literal["SpecForgeRun"] = Field(default=KIND, description="SpecForgeRun")
+    kind: Literal["SpecForgeRun"] = Field(default="SpecForgeRun", description="SpecForgeRun")
     metadata: ObjectMeta = Field(description="Standard object metadata.")
     spec: SpecForgeRunSpec = Field(description="Desired state.")
     status: SpecForgeRunStatus | None = Field(default=None, description="Observed state.")

@@ -50,7 +50,7 @@ def observe_job(job: dict[str, Any] | None) -> WorkloadObservation:
     if job is None:
         return ABSENT
     status = job.get("status") or {}
-    times = {"start_time": status.get("startTime"), "completion_time": status.get("completionTime")}
+    start, end = status.get("startTime"), status.get("completionTime")
     if condition := true_condition(job, "Failed", "FailureTarget"):
         return WorkloadObservation(
             WorkloadState.FAILED,
@@ -60,12 +60,21 @@ def observe_job(job: dict[str, Any] | None) -> WorkloadObservation:
             condition.get("lastTransitionTime"),
         )
     if condition := true_condition(job, "Complete", "SuccessCriteriaMet"):
-        return WorkloadObservation(WorkloadState.SUCCEEDED, condition.get("reason", "JobComplete"), **times)
+        return WorkloadObservation(
+            WorkloadState.SUCCEEDED,
+            condition.get("reason", "JobComplete"),
+            start_time=start,
+            completion_time=end,
+        )
     if true_condition(job, "Suspended") or (job.get("spec") or {}).get("suspend"):
-        return WorkloadObservation(WorkloadState.SUSPENDED, "JobSuspended", **times)
+        return WorkloadObservation(
+            WorkloadState.SUSPENDED, "JobSuspended", start_time=start, completion_time=end
+        )
     if (status.get("ready") or 0) > 0:
-        return WorkloadObservation(WorkloadState.RUNNING, "PodsRunning", **times)
-    return WorkloadObservation(WorkloadState.PENDING, "PodsPending", **times)
+        return WorkloadObservation(
+            WorkloadState.RUNNING, "PodsRunning", start_time=start, completion_time=end
+        )
+    return WorkloadObservation(WorkloadState.PENDING, "PodsPending", start_time=start, completion_time=end)
 
 
 class SinglePodJobWorkload:

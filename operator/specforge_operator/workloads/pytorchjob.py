@@ -81,7 +81,7 @@ class PyTorchJobWorkload:
         if workload is None:
             return ABSENT
         status = workload.get("status") or {}
-        times = {"start_time": status.get("startTime"), "completion_time": status.get("completionTime")}
+        start, end = status.get("startTime"), status.get("completionTime")
         # The training-operator keeps older conditions True (e.g. Running after Succeeded); check terminal first.
         if condition := true_condition(workload, "Failed"):
             return WorkloadObservation(
@@ -93,10 +93,19 @@ class PyTorchJobWorkload:
             )
         if condition := true_condition(workload, "Succeeded"):
             return WorkloadObservation(
-                WorkloadState.SUCCEEDED, condition.get("reason", "PyTorchJobSucceeded"), **times
+                WorkloadState.SUCCEEDED,
+                condition.get("reason", "PyTorchJobSucceeded"),
+                start_time=start,
+                completion_time=end,
             )
         if true_condition(workload, "Suspended"):
-            return WorkloadObservation(WorkloadState.SUSPENDED, "PyTorchJobSuspended", **times)
+            return WorkloadObservation(
+                WorkloadState.SUSPENDED, "PyTorchJobSuspended", start_time=start, completion_time=end
+            )
         if true_condition(workload, "Running"):
-            return WorkloadObservation(WorkloadState.RUNNING, "PodsRunning", **times)
-        return WorkloadObservation(WorkloadState.PENDING, "PodsPending", **times)
+            return WorkloadObservation(
+                WorkloadState.RUNNING, "PodsRunning", start_time=start, completion_time=end
+            )
+        return WorkloadObservation(
+            WorkloadState.PENDING, "PodsPending", start_time=start, completion_time=end
+        )
