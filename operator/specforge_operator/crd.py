@@ -148,7 +148,7 @@ def build_crd() -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": "specforge.io/v1alpha1"},
             "kind": {"type": "string", "description": "SpecForgeRun"},
-            "metadata": {"type": "object", "description": "Standard object metadata."},
+            "metadata": {"type": "object"},  # the API server allows nothing else here
             "spec": spec_schema,
             "status": status_schema,
         },
