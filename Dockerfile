@@ -1,0 +1,61 @@
+# syntax=docker/dockerfile:1.7
+# Two images from one file:
+#   docker build --target operator -t ghcr.io/specforge-k8s/operator:0.1.0 .   (kopf + operator, no torch)
+#   docker build --target trainer  -t ghcr.io/specforge-k8s/trainer:0.1.0 .    (torch + trainer, `specforge` CLI)
+# Each final stage receives a ready virtualenv from its build stage and nothing else: no pip, no
+# compilers, no source tree. Both run as the unprivileged user 10001 (numeric, so Kubernetes'
+# runAsNonRoot can verify it).
+
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+
+# ---------------------------------------------------------------- shared base of every stage
+FROM ${PYTHON_IMAGE} AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
+
+# ---------------------------------------------------------------- build stages
+FROM base AS build-base
+WORKDIR /src
+RUN python -m venv /opt/venv
+COPY pyproject.toml README.md ./
+
+FROM build-base AS operator-build
+COPY operator/ operator/
+# The package finder looks in trainer/ too; an empty one keeps the trainer out of this image.
+RUN mkdir trainer \
+    && pip install --no-cache-dir "./[operator]" \
+    && rm -f /opt/venv/bin/specforge \
+    && pip uninstall --yes pip setuptools wheel
+
+FROM build-base AS trainer-build
+COPY operator/ operator/
+COPY trainer/ trainer/
+RUN pip install --no-cache-dir "./[trainer]" \
+    && pip uninstall --yes pip setuptools wheel
+
+# ---------------------------------------------------------------- runtime base: the unprivileged user
+FROM base AS runtime
+RUN groupadd --system --gid 10001 specforge \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /home/specforge --create-home \
+       --shell /usr/sbin/nologin specforge
+WORKDIR /home/specforge
+USER 10001:10001
+
+# ---------------------------------------------------------------- operator image
+FROM runtime AS operator
+COPY --from=operator-build /opt/venv /opt/venv
+# 8080: kopf's /healthz (probes); 9090: Prometheus /metrics (the chart sets both).
+EXPOSE 8080 9090
+ENTRYPOINT ["python", "-m", "specforge_operator"]
+CMD ["--all-namespaces"]
+
+# ---------------------------------------------------------------- trainer image
+FROM runtime AS trainer
+ENV HF_HOME=/home/specforge/.cache/huggingface
+COPY --from=trainer-build /opt/venv /opt/venv
+ENTRYPOINT ["specforge"]
+CMD ["--help"]

@@ -1,0 +1,113 @@
+"""The Dockerfile: hadolint clean, two final targets that run as a non-root user from pinned bases, and an
+operator image whose dependency set cannot pull in torch.
+
+Docker itself is not needed (nor available on every CI host): these tests read the file and the project's
+dependency lists, which is what decides what each image contains.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+FINAL_TARGETS = ("operator", "trainer")
+
+
+def _stages() -> dict[str, list[str]]:
+    """Stage name → its instructions (continuation lines joined), in file order."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    stages: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if match := re.match(r"FROM\s+(\S+)\s+AS\s+(\S+)", line, re.IGNORECASE):
+            current = stages.setdefault(match.group(2), [f"FROM {match.group(1)}"])
+        elif line and not line.startswith("#") and stages:
+            current.append(line)
+    return stages
+
+
+def _parent(stage: str, stages: dict[str, list[str]]) -> str | None:
+    base = stages[stage][0].removeprefix("FROM ")
+    return base if base in stages else None
+
+
+def _lineage(stage: str, stages: dict[str, list[str]]) -> list[str]:
+    chain = [stage]
+    while (parent := _parent(chain[-1], stages)) is not None:
+        chain.append(parent)
+    return chain
+
+
+def test_hadolint_is_clean() -> None:
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    if hadolint is None:
+        pytest.fail("hadolint is not installed: it comes with the dev extra (`make deps`)")
+    result = subprocess.run(
+        [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_both_targets_exist_and_run_as_a_numeric_non_root_user() -> None:
+    stages = _stages()
+    for target in FINAL_TARGETS:
+        assert target in stages, f"no `{target}` stage"
+        users = [
+            line.split()[1]
+            for name in _lineage(target, stages)
+            for line in stages[name]
+            if line.startswith("USER ")
+        ]
+        assert users, f"{target} never sets USER"
+        uid = users[0].split(":")[0]
+        assert uid.isdigit() and int(uid) != 0, f"{target} runs as {users[0]!r}; use a numeric non-root uid"
+
+
+def test_final_stages_carry_no_build_tools_or_sources() -> None:
+    stages = _stages()
+    for target in FINAL_TARGETS:
+        lines = [line for name in _lineage(target, stages) for line in stages[name]]
+        copies = [line for line in lines if line.startswith("COPY ")]
+        assert copies and all("--from=" in line for line in copies), (
+            f"{target} copies from the context: {copies}"
+        )
+        assert not any(re.search(r"apt-get|pip install|gcc|build-essential", line) for line in lines)
+    for build in ("operator-build", "trainer-build"):
+        assert any("pip uninstall --yes pip" in line for line in stages[build]), (
+            f"{build} leaves pip in the venv"
+        )
+
+
+def test_base_image_tag_is_pinned() -> None:
+    (arg,) = [line for line in DOCKERFILE.read_text().splitlines() if line.startswith("ARG PYTHON_IMAGE=")]
+    tag = arg.split(":", 1)[1]
+    assert re.fullmatch(r"\d+\.\d+\.\d+-slim-\w+", tag), (
+        f"pin a full patch version and distribution, not {tag!r}"
+    )
+
+
+def test_operator_image_dependencies_exclude_torch() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    operator_deps = project["dependencies"] + project["optional-dependencies"]["operator"]
+    names = {re.split(r"[<>=!~\[ ;]", dep, maxsplit=1)[0].lower() for dep in operator_deps}
+    assert not names & {"torch", "transformers", "safetensors", "numpy"}, names
+    stages = _stages()
+    assert any('"./[operator]"' in line for line in stages["operator-build"])
+    assert not any(line.startswith("COPY trainer") for line in stages["operator-build"])
+
+
+def test_dockerignore_keeps_local_state_out() -> None:
+    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line for line in lines if line and not line.startswith("#")]
+    assert patterns[0] == "*", "start from an empty context and re-include only what the images need"
+    included = {line.removeprefix("!").rstrip("/") for line in patterns if line.startswith("!")}
+    assert included == {"pyproject.toml", "README.md", "operator", "trainer"}
