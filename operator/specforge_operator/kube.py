@@ -70,16 +70,19 @@ class KubeApi:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
-        response = self._api.call_api(  # type: ignore[call-arg]  # the stub lacks call_api's keywords
-            path,
+        method, url, headers, body, _ = self._api.param_serialize(
             method,
+            path,
             query_params=query or [],
             header_params=headers,
             body=body,
             auth_settings=["BearerToken"],
-            _preload_content=False,
-            _return_http_data_only=True,
         )
+        response = self._api.call_api(method, url, header_params=headers, body=body)
+        response.read()
+        if not 200 <= response.status <= 299:
+            text = response.data.decode(errors="replace") if response.data else ""
+            raise ApiException.from_response(http_resp=response, body=text, data=None)
         return json.loads(response.data) if response.data else {}
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
