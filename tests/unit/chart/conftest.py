@@ -1,0 +1,15 @@
+"""The ``render`` fixture: the operator chart rendered by the real ``helm template`` with given values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from unit.chart.helm_render import Manifests, render_chart
+
+
+@pytest.fixture
+def render(tmp_path: Path) -> Callable[..., Manifests]:
+    """``render({...values})`` → the manifests, or :class:`RenderError` with helm's message."""
+    return lambda values=None, *extra: render_chart(values or {}, tmp_path, *extra)

@@ -1,0 +1,50 @@
+"""The chart ships the generated CRD byte for byte (``make crds`` writes both copies) and passes
+``helm lint --strict`` in both RBAC modes; the spec reference under docs/ is the generated one too."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+
+import pytest
+import yaml
+from specforge_operator.crd import CRD_FILE_NAME, render_crd_yaml
+from specforge_operator.spec_reference import render_reference
+from unit.chart.helm_render import CHART_DIR, REPO_ROOT, Manifests, helm_binary
+
+
+def test_chart_crd_is_the_generated_one() -> None:
+    chart_copy = CHART_DIR / "crds" / CRD_FILE_NAME
+    assert chart_copy.read_text() == render_crd_yaml(), f"{chart_copy} is stale: run `make crds`"
+
+
+def test_chart_installs_the_crds_it_needs(render: Callable[..., Manifests]) -> None:
+    crds = {
+        doc["metadata"]["name"]
+        for doc in render({}, "--include-crds")
+        if doc["kind"] == "CustomResourceDefinition"
+    }
+    assert crds == {"specforgeruns.specforge.io", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+
+
+def test_kopf_peering_crds_keep_the_status_kopf_writes() -> None:
+    for doc in yaml.safe_load_all((CHART_DIR / "crds" / "kopf.dev-peerings.yaml").read_text()):
+        status = doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+        assert status["x-kubernetes-preserve-unknown-fields"] is True
+
+
+@pytest.mark.parametrize("extra", [[], ["--set", "watch.namespaces={team-a,team-b}"]])
+def test_helm_lint_strict_is_clean(extra: list[str]) -> None:
+    result = subprocess.run(
+        [helm_binary(), "lint", "--strict", str(CHART_DIR), *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
+
+
+def test_spec_reference_is_the_generated_one() -> None:
+    committed = REPO_ROOT / "docs" / "spec-reference.md"
+    assert committed.read_text() == render_reference(), f"{committed} is stale: run `make docs`"
