@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -23,7 +24,13 @@ def _free_port() -> int:
 
 class OperatorProcess:
     def __init__(
-        self, kubeconfig: str, log_path: Path, *, resync_seconds: float = 60.0, workers: int = 8
+        self,
+        kubeconfig: str,
+        log_path: Path,
+        *,
+        resync_seconds: float = 60.0,
+        workers: int = 8,
+        scope_args: Sequence[str] = ("--all-namespaces",),
     ) -> None:
         self.log_path = log_path
         self.liveness_port = _free_port()
@@ -39,7 +46,7 @@ class OperatorProcess:
                 sys.executable,
                 "-m",
                 "specforge_operator",
-                "--all-namespaces",
+                *scope_args,
                 f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz",
             ],
             env=env,

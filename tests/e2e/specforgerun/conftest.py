@@ -21,7 +21,12 @@ from specforge_operator.process import OperatorProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CRD_PATH = REPO_ROOT / "crds" / "specforgeruns.specforge.io.yaml"
-EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.yaml"))
+# Run examples only: examples/ also holds supporting objects (models-pvc.yaml), applied by test_chart_rbac.
+EXAMPLES = sorted(
+    path
+    for path in (REPO_ROOT / "examples").glob("*.yaml")
+    if [doc.get("kind") for doc in yaml.safe_load_all(path.read_text()) if doc] == ["SpecForgeRun"]
+)
 GROUP, VERSION, PLURAL = "specforge.io", "v1alpha1", "specforgeruns"
 T = TypeVar("T")
 
