@@ -78,7 +78,9 @@ def container_resources(resources: Resources, gpus: int) -> dict[str, Any]:
     return {"requests": requests, "limits": limits}
 
 
+# The trainer image runs as a numeric non-root user (Dockerfile), so runAsNonRoot holds without a runAsUser.
 SECURE_CONTAINER_CONTEXT = {
+    "runAsNonRoot": True,
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
