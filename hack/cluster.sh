@@ -48,9 +48,13 @@ cluster_up() {
 
 cluster_down() {
   stop_training_operator
+  local pids
+  pids=$(cat "$CLUSTER_DIR"/pids/*.pid 2>/dev/null || true)
   if [ -d "$CLUSTER_DIR" ]; then
     kwokctl delete cluster >&2
   fi
+  # kwokctl signals its components and returns; wait until they are really gone (ports freed).
+  wait_for_exit $pids
   rm -rf "$CLUSTER_DIR"
   echo "cluster '$CLUSTER_NAME' is down" >&2
 }

@@ -1,4 +1,4 @@
-# Names and paths of one local cluster (sourced by cluster.sh and its helpers, not run).
+# Names, paths and small process helpers of one local cluster (sourced by cluster.sh, not run).
 #
 # Several clusters can live side by side (the e2e fixture gives each test run its own name), so
 # every path derives from SPECFORGE_CLUSTER_NAME and nothing is shared but the binaries.
@@ -26,4 +26,15 @@ held = [socket.socket() for _ in range(int(sys.argv[1]))]
 for s in held:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in held))' "$1"
+}
+
+# wait_for_exit PID...: give processes 10 s to exit after being signalled, then kill what is left.
+wait_for_exit() {
+  local pid
+  for _ in $(seq 100); do
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && break; pid=; done
+    [ -z "${pid:-}" ] && return 0
+    sleep 0.1
+  done
+  for pid in "$@"; do kill -9 "$pid" 2>/dev/null || true; done
 }

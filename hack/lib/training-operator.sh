@@ -89,8 +89,7 @@ stop_training_operator() {
   local pid
   if pid=$(operator_pid); then
     kill "$pid"
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    wait_for_exit "$pid"
   fi
   rm -f "$OPERATOR_DIR/pid"
 }
