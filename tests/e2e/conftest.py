@@ -13,6 +13,7 @@ The contract other test modules rely on:
 - ``local_control_plane`` (session): whether that cluster is one hack/cluster.sh made (kwokctl writes
   its ``kwok.yaml`` next to the kubeconfig), as opposed to kind or another real cluster.
 - ``cluster_bin_dir()`` / ``cluster_bin_dir`` fixture: where kubectl, helm, kwokctl... live.
+- ``wait_for(fetch, what)``: poll until the cluster reaches a state, failing the test with ``what``.
 
 KWOK takes every pod bound to a fake node to Running; pods owned by a Job or a PyTorchJob then go to
 Succeeded after a short delay, or to Failed when they carry ``KWOK_FAIL_ANNOTATION``. The delay can be
@@ -24,8 +25,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from kubernetes import client as k8s_client
@@ -43,6 +46,20 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPUS_PER_GPU_NODE = 8
 # Namespace training-operator's webhook certificate secret lives in.
 TRAINING_OPERATOR_NAMESPACE = "kubeflow"
+
+T = TypeVar("T")
+
+
+def wait_for(fetch: Callable[[], T | None], what: str, timeout: float = 60.0, interval: float = 0.5) -> T:
+    """Poll ``fetch`` until it returns something truthy; fail the test naming ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
 
 
 def cluster_bin_dir() -> Path:

@@ -7,32 +7,24 @@ objects, and the version the API server reports.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from e2e.conftest import GPU_RESOURCE, GPUS_PER_GPU_NODE, KWOK_FAIL_ANNOTATION, KWOK_RUN_DURATION_ANNOTATION
+from e2e.conftest import (
+    GPU_RESOURCE,
+    GPUS_PER_GPU_NODE,
+    KWOK_FAIL_ANNOTATION,
+    KWOK_RUN_DURATION_ANNOTATION,
+    wait_for,
+)
 from kubernetes import client as k8s_client
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
-T = TypeVar("T")
 KUBEFLOW_GROUP, KUBEFLOW_VERSION = "kubeflow.org", "v1"
-
-
-def wait_for(fetch: Callable[[], T | None], what: str, timeout: float = 60.0, interval: float = 0.5) -> T:
-    """Poll ``fetch`` until it returns something truthy; fail naming ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture
