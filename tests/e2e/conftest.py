@@ -13,6 +13,7 @@ The contract other test modules rely on:
 - ``local_control_plane`` (session): whether that cluster is one hack/cluster.sh made (kwokctl writes
   its ``kwok.yaml`` next to the kubeconfig), as opposed to kind or another real cluster.
 - ``cluster_bin_dir()`` / ``cluster_bin_dir`` fixture: where kubectl, helm, kwokctl... live.
+- ``namespace`` (function): a fresh namespace, deleted after the test.
 - ``wait_for(fetch, what)``: poll until the cluster reaches a state, failing the test with ``what``.
 
 KWOK takes every pod bound to a fake node to Running; pods owned by a Job or a PyTorchJob then go to
@@ -26,6 +27,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -129,3 +131,12 @@ def kube_api(kubeconfig: str) -> Iterator[k8s_client.ApiClient]:
         yield api
     finally:
         api.close()
+
+
+@pytest.fixture
+def namespace(kube_api: k8s_client.ApiClient) -> Iterator[str]:
+    core = k8s_client.CoreV1Api(kube_api)
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(k8s_client.V1Namespace(metadata=k8s_client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)

@@ -8,7 +8,6 @@ objects, and the version the API server reports.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +24,6 @@ from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
 KUBEFLOW_GROUP, KUBEFLOW_VERSION = "kubeflow.org", "v1"
-
-
-@pytest.fixture
-def namespace(kube_api: k8s_client.ApiClient) -> Iterator[str]:
-    core = k8s_client.CoreV1Api(kube_api)
-    name = f"smoke-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(k8s_client.V1Namespace(metadata=k8s_client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
 
 
 def test_api_server_reports_the_pinned_version(
