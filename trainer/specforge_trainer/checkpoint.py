@@ -1,0 +1,88 @@
+"""Checkpoints: ``epoch_N_step_M/`` folders written atomically at the optimizer boundary.
+
+Each folder holds the draft as a Hugging Face-style EAGLE3 draft (``model.safetensors`` with the
+draft's parameter names plus ``config.json``), so it can be served as is, and ``training_state.pt``
+with everything else a resume needs (optimizer, scheduler, RNG, counters, control-plane state). A
+folder is first written under a hidden temporary name and renamed into place, so a crash mid-write
+leaves the previous checkpoint the newest complete one. Only the last ``keep`` folders are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from specforge_trainer.models.draft import Eagle3DraftModel
+
+_FOLDER = re.compile(r"^epoch_(\d+)_step_(\d+)$")
+WEIGHTS_FILE = "model.safetensors"
+STATE_FILE = "training_state.pt"
+
+
+def draft_hf_config(draft: Eagle3DraftModel) -> dict[str, Any]:
+    config = draft.config
+    return {
+        "architectures": ["LlamaForCausalLMEagle3"],
+        "model_type": "llama",
+        "hidden_size": config.hidden_size,
+        "intermediate_size": config.intermediate_size,
+        "num_attention_heads": config.num_attention_heads,
+        "num_key_value_heads": config.num_attention_heads,
+        "num_hidden_layers": 1,
+        "vocab_size": config.target_vocab_size,
+        "draft_vocab_size": config.draft_vocab_size,
+        "rms_norm_eps": config.rms_norm_eps,
+        "rope_theta": config.rope_theta,
+        "hidden_act": "silu",
+        "torch_dtype": "float32",
+    }
+
+
+def checkpoint_folders(root: Path) -> list[Path]:
+    """Complete checkpoint folders under ``root``, oldest first."""
+    if not root.is_dir():
+        return []
+    found = [
+        (int(m.group(2)), path)
+        for path in root.iterdir()
+        if (m := _FOLDER.match(path.name)) and path.is_dir()
+    ]
+    return [path for _, path in sorted(found)]
+
+
+def save_checkpoint(
+    root: Path, *, epoch: int, step: int, draft: Eagle3DraftModel, training_state: dict[str, Any], keep: int
+) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"epoch_{epoch}_step_{step}"
+    staging = root / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    weights = {name: tensor.detach().contiguous().cpu() for name, tensor in draft.state_dict().items()}
+    save_file(weights, str(staging / WEIGHTS_FILE))
+    (staging / "config.json").write_text(json.dumps(draft_hf_config(draft), indent=2) + "\n")
+    torch.save(training_state, staging / STATE_FILE)
+    if final.exists():  # the same step again after a restart: replace it
+        shutil.rmtree(final)
+    os.replace(staging, final)
+    for stale in checkpoint_folders(root)[:-keep]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    folders = checkpoint_folders(root)
+    return folders[-1] if folders else None
+
+
+def load_checkpoint(folder: Path, draft: Eagle3DraftModel) -> dict[str, Any]:
+    """Load weights into ``draft`` and return the training state."""
+    draft.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    return torch.load(folder / STATE_FILE, weights_only=False)

@@ -1,0 +1,189 @@
+"""``specforge``: run a SpecForgeRun manifest locally, or be one of the processes a run's pods start.
+
+* ``specforge run RUN.yaml [--out DIR]`` — the whole run on this machine (the README's main job).
+* ``specforge train --config RUN.yaml --out DIR [--feature-store DIR]`` — a trainer rank (torchrun
+  launches several); rank 0 reports progress into the run's status when the operator's env is set.
+* ``specforge produce --config RUN.yaml [--feature-store DIR]`` — offline feature precompute.
+
+Manifest errors are printed with their field paths before any model is loaded; other bad input
+(missing model directory, malformed dataset line) stops the run with a one-line error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from specforge_operator.api import ManifestError, SpecForgeRun, load_run_manifest
+
+from specforge_trainer.control_plane import DeploymentMode
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="specforge", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a SpecForgeRun manifest locally")
+    run.add_argument("manifest", type=Path)
+    run.add_argument("--out", type=Path, help="output directory (default: runs/<run name>/)")
+    train = commands.add_parser("train", help="train as one rank of a run (what a trainer pod runs)")
+    train.add_argument("--config", type=Path, required=True, help="the SpecForgeRun manifest")
+    train.add_argument("--out", type=Path, required=True, help="checkpoints and metrics directory")
+    train.add_argument(
+        "--feature-store", type=Path, help="feature directory (default: spec.featureStore.path)"
+    )
+    produce = commands.add_parser("produce", help="precompute target features into the feature store")
+    produce.add_argument("--config", type=Path, required=True, help="the SpecForgeRun manifest")
+    produce.add_argument(
+        "--feature-store", type=Path, help="feature directory (default: spec.featureStore.path)"
+    )
+    produce.add_argument(
+        "--shard-index", type=int, default=int(os.environ.get("SPECFORGE_PRODUCER_INDEX", "0"))
+    )
+    produce.add_argument(
+        "--num-shards", type=int, default=int(os.environ.get("SPECFORGE_PRODUCER_COUNT", "1"))
+    )
+    produce.add_argument(
+        "--trainer-world-size", type=int, default=1, help="trainer ranks the committed refs are scheduled for"
+    )
+    return parser
+
+
+def _limit_cpu_threads() -> None:
+    """One intra-op thread per process unless the user chose: the models are small and several
+    processes (ranks, producers, tests) share the cores; oversubscribed OpenMP spins slow every step."""
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ and not torch.cuda.is_available():
+        torch.set_num_threads(1)
+
+
+def _train(run: SpecForgeRun, *, mode: DeploymentMode, out: Path, feature_store: Path, metadata_db_path: Path | None,
+           metadata_url: str | None, report_to_kubernetes: bool) -> None:  # fmt: skip
+    from specforge_operator.api import FeatureMode
+
+    from specforge_trainer.distributed import init_parallel, shutdown_parallel
+    from specforge_trainer.reporting.kubernetes_status import KubernetesProgressReporter
+    from specforge_trainer.reporting.metrics_file import MetricsFile
+    from specforge_trainer.reporting.terminal import TerminalProgress
+    from specforge_trainer.runtime import build_offline_runtime, build_online_runtime
+
+    _limit_cpu_threads()
+    context = init_parallel()
+    try:
+        if run.spec.training.feature_mode == FeatureMode.ONLINE:
+            trainer = build_online_runtime(run, out_dir=out, context=context)
+        else:
+            trainer = build_offline_runtime(
+                run,
+                out_dir=out,
+                feature_store_dir=feature_store,
+                deployment_mode=mode,
+                metadata_db_path=metadata_db_path,
+                metadata_url=metadata_url,
+                context=context,
+            )
+        if context.is_primary:
+            trainer.sinks += [MetricsFile(out), TerminalProgress(trainer.total_steps)]
+            reporter = KubernetesProgressReporter.from_environment() if report_to_kubernetes else None
+            if reporter is not None:
+                trainer.sinks.append(reporter)
+        trainer.train()
+    finally:
+        shutdown_parallel()
+
+
+def _run_command(args: argparse.Namespace) -> None:
+    run = load_run_manifest(args.manifest)
+    out = args.out or Path("runs") / run.name
+    mode = run.spec.deployment_mode
+    if mode is DeploymentMode.DISAGGREGATED:
+        _produce_locally(run, out)
+    print(
+        f"specforge run: {run.name} ({mode.value}, {run.spec.training.feature_mode.value}) -> {out}",
+        file=sys.stderr,
+    )
+    durable = mode is not DeploymentMode.LOCAL_COLOCATED
+    _train(run, mode=mode, out=out, feature_store=out / "features", report_to_kubernetes=False,
+           metadata_db_path=out / "metadata.db" if durable else None, metadata_url=None)  # fmt: skip
+    print(f"outputs in {out}: checkpoints, metrics.jsonl, loss.png", file=sys.stderr)
+
+
+def _produce_locally(run: SpecForgeRun, out: Path) -> None:
+    """A one-machine stand-in for producer pods: precompute and commit refs to the local store."""
+    from specforge_trainer.control_plane import resolve_control_plane
+    from specforge_trainer.produce import produce_features
+
+    _limit_cpu_threads()
+    controller, _ = resolve_control_plane(
+        run.spec.deployment_mode, run.name, metadata_db_path=out / "metadata.db"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        result = produce_features(
+            run, feature_store_dir=out / "features", controller=controller, trainer_world_size=1
+        )
+    finally:
+        controller.close()
+    print(
+        f"produced {result.produced} samples ({result.bytes_per_sample / 1024:.1f} KiB each)", file=sys.stderr
+    )
+
+
+def _train_command(args: argparse.Namespace) -> None:
+    run = load_run_manifest(args.config)
+    mode = DeploymentMode.parse(os.environ.get("SPECFORGE_DEPLOYMENT_MODE", run.spec.deployment_mode.value))
+    if mode.value != run.spec.deployment_mode.value:
+        raise ValueError(f"SPECFORGE_DEPLOYMENT_MODE={mode.value} disagrees with spec.deploymentMode")
+    _train(run, mode=mode, out=args.out, feature_store=args.feature_store or Path(run.spec.feature_store.path),
+           metadata_db_path=None, metadata_url=os.environ.get("SPECFORGE_METADATA_URL") or None,
+           report_to_kubernetes=True)  # fmt: skip
+
+
+def _produce_command(args: argparse.Namespace) -> None:
+    from specforge_trainer.control_plane import resolve_control_plane
+    from specforge_trainer.produce import produce_features
+
+    run = load_run_manifest(args.config)
+    _limit_cpu_threads()
+    metadata_url = os.environ.get("SPECFORGE_METADATA_URL") or None
+    controller = None
+    if run.spec.deployment_mode is not DeploymentMode.LOCAL_COLOCATED and metadata_url:
+        controller, _ = resolve_control_plane(run.spec.deployment_mode, run.name, metadata_url=metadata_url)
+    try:
+        result = produce_features(
+            run,
+            feature_store_dir=args.feature_store or Path(run.spec.feature_store.path),
+            controller=controller,
+            trainer_world_size=args.trainer_world_size,
+            shard_index=args.shard_index,
+            num_shards=args.num_shards,
+        )
+    finally:
+        if controller is not None:
+            controller.close()
+    print(
+        f"produced {result.produced} samples ({result.bytes_per_sample / 1024:.1f} KiB of features each), "
+        f"committed {result.committed} refs"
+    )
+
+
+_COMMANDS = {"run": _run_command, "train": _train_command, "produce": _produce_command}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        _COMMANDS[args.command](args)
+    except (ManifestError, ValueError, FileNotFoundError, TimeoutError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Target features: where they are stored (safetensors) and how they are produced from the target."""

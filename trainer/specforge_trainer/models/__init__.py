@@ -1,0 +1,1 @@
+"""Models: the frozen target (feature source) and the EAGLE3 draft being trained."""

@@ -1,0 +1,1 @@
+"""Step sinks: where a run's per-step reports go (metrics file, terminal, Kubernetes status)."""

@@ -1,0 +1,98 @@
+"""Report progress to the run's ``status.progress`` in Kubernetes (rank 0 of ``specforge train``).
+
+Active only when ``SPECFORGE_RUN_NAME`` and ``SPECFORGE_RUN_NAMESPACE`` are set (the operator sets
+them on the trainer pod). Writes a merge patch of the status subresource at most every
+``min_interval_s`` and once at the end. A failed report is logged and training goes on: progress
+is informational, and the API server being briefly away must not cost a training run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from specforge_trainer.trainer import StepReport
+
+GROUP, VERSION, PLURAL = "specforge.io", "v1alpha1", "specforgeruns"
+logger = logging.getLogger(__name__)
+
+Patcher = Callable[[dict[str, Any]], None]
+
+
+def progress_patch(report: StepReport, *, now: datetime | None = None) -> dict[str, Any]:
+    return {
+        "status": {
+            "progress": {
+                "step": report.step,
+                "totalSteps": report.total_steps,
+                "epoch": report.epoch,
+                "loss": report.loss,
+                "accuracy": report.accuracy,
+                "acceptanceLength": report.acceptance_length,
+                "samplesPerSecond": report.samples_per_s,
+                "updatedAt": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        }
+    }
+
+
+def kubernetes_status_patcher(name: str, namespace: str) -> Patcher:
+    """A patcher using in-cluster credentials, else the KUBECONFIG ones."""
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    api = client.CustomObjectsApi()
+
+    def patch(body: dict[str, Any]) -> None:
+        api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, body, _content_type="application/merge-patch+json"
+        )
+
+    return patch
+
+
+class KubernetesProgressReporter:
+    def __init__(
+        self, patch: Patcher, *, min_interval_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+    ):
+        self.patch = patch
+        self.min_interval_s = min_interval_s
+        self.clock = clock
+        self._last_sent: float | None = None
+
+    @classmethod
+    def from_environment(cls) -> KubernetesProgressReporter | None:
+        name, namespace = os.environ.get("SPECFORGE_RUN_NAME"), os.environ.get("SPECFORGE_RUN_NAMESPACE")
+        if not name or not namespace:
+            return None
+        try:
+            return cls(kubernetes_status_patcher(name, namespace))
+        except Exception as error:  # no credentials: train anyway
+            logger.warning("progress reporting to Kubernetes disabled: %s", error)
+            return None
+
+    def on_start(self, restored: Sequence[StepReport]) -> None:
+        return None
+
+    def on_step(self, report: StepReport) -> None:
+        now = self.clock()
+        if self._last_sent is None or now - self._last_sent >= self.min_interval_s:
+            self._send(report)
+            self._last_sent = now
+
+    def on_end(self, reports: Sequence[StepReport]) -> None:
+        if reports:
+            self._send(reports[-1])
+
+    def _send(self, report: StepReport) -> None:
+        try:
+            self.patch(progress_patch(report))
+        except Exception as error:  # never fatal: see the module docstring
+            logger.warning("could not report progress at step %d: %s", report.step, error)

@@ -1,0 +1,60 @@
+"""``metrics.jsonl`` (one JSON object per optimizer step) and, at the end, ``loss.png``.
+
+On resume the file is rewritten from the reports the checkpoint carried, so it always matches the
+weights: steps trained after the last checkpoint by a killed process are not listed twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from specforge_trainer.trainer import StepReport
+
+
+class MetricsFile:
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / "metrics.jsonl"
+        self.plot_path = out_dir / "loss.png"
+        self._handle: TextIO | None = None
+
+    def on_start(self, restored: Sequence[StepReport]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = self.path.open("w", encoding="utf-8")
+        for report in restored:
+            self._write(report)
+
+    def on_step(self, report: StepReport) -> None:
+        self._write(report)
+
+    def _write(self, report: StepReport) -> None:
+        assert self._handle is not None, "on_start opens the file"
+        self._handle.write(json.dumps(report.to_json()) + "\n")
+        self._handle.flush()
+
+    def on_end(self, reports: Sequence[StepReport]) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        if reports:
+            plot_curves(reports, self.plot_path)
+
+
+def plot_curves(reports: Sequence[StepReport], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    steps = [report.step for report in reports]
+    figure, (loss_axes, accuracy_axes) = pyplot.subplots(1, 2, figsize=(11, 4))
+    loss_axes.plot(steps, [report.loss for report in reports])
+    loss_axes.set(xlabel="optimizer step", ylabel="loss (sum of 0.8^i * loss_i)", title="training loss")
+    for position in range(len(reports[0].accuracy)):
+        accuracy_axes.plot(steps, [report.accuracy[position] for report in reports], label=f"acc_{position}")
+    accuracy_axes.set(xlabel="optimizer step", ylabel="accuracy", title="draft accuracy per position")
+    accuracy_axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)

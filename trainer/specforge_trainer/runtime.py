@@ -1,0 +1,169 @@
+"""Builders that wire a run: target, tokenized data, draft, schedule, feature store, control plane, trainer.
+
+``build_offline_runtime`` precomputes features into a directory store (each rank a shard, then a
+barrier) and trains from refs; ``build_online_runtime`` runs the target in the loop. Both take the
+``SpecForgeRun`` the operator takes (one definition of the fields, in ``specforge_operator.api``)
+and return a ready :class:`Trainer`; the control plane comes from :func:`resolve_control_plane`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from specforge_operator.api import SpecForgeRun
+
+from specforge_trainer.control_plane import DataFlowController, DeploymentMode, resolve_control_plane
+from specforge_trainer.data.chat_jsonl import read_chat_jsonl
+from specforge_trainer.data.tokenize import TokenizedSample, tokenize_chat
+from specforge_trainer.distributed import ParallelContext, barrier, init_parallel
+from specforge_trainer.features.producer import FeatureProducer
+from specforge_trainer.features.store import DirectoryFeatureStore, MemoryFeatureStore
+from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
+from specforge_trainer.models.draft_vocab import DraftVocab, build_draft_vocab
+from specforge_trainer.models.target import TargetModel, load_target
+from specforge_trainer.ref_sources import OnlineRefs, PrecomputedRefs, ProducerRefs, RefSource
+from specforge_trainer.resources import builtin_dataset_path
+from specforge_trainer.schedule import DataSchedule
+from specforge_trainer.trainer import StepSink, Trainer, TrainerSettings
+
+
+@dataclass
+class RunData:
+    """What every process of a run derives identically from the manifest."""
+
+    target: TargetModel
+    samples: list[TokenizedSample]
+    schedule: DataSchedule
+
+
+def load_run_data(run: SpecForgeRun, context: ParallelContext) -> RunData:
+    spec = run.spec
+    training = spec.training
+    dataset_path = spec.dataset.path or builtin_dataset_path(spec.dataset.builtin or "")
+    chats = read_chat_jsonl(dataset_path)  # before the model: a bad file fails in a second
+    target = load_target(builtin=spec.target_model.builtin, path=spec.target_model.path).to(context.device)
+    samples = [tokenize_chat(chat, target.tokenizer, training.max_length) for chat in chats]
+    schedule = DataSchedule(len(samples), training.batch_size, context.world_size, training.seed)
+    return RunData(target=target, samples=samples, schedule=schedule)
+
+
+def trained_tokens(samples: Sequence[TokenizedSample]) -> list[torch.Tensor]:
+    """The tokens the draft learns to predict: ``x[t+1]`` wherever ``loss_mask[t]`` is set."""
+    return [sample.input_ids[1:][sample.loss_mask[:-1].bool()] for sample in samples]
+
+
+def build_draft(run: SpecForgeRun, data: RunData) -> Eagle3DraftModel:
+    target = data.target
+    draft_vocab_size = run.spec.training.draft_vocab_size
+    if draft_vocab_size > target.vocab_size:
+        raise ValueError(
+            f"spec.training.draftVocabSize ({draft_vocab_size}) exceeds the target vocabulary ({target.vocab_size})"
+        )
+    vocab: DraftVocab = build_draft_vocab(
+        trained_tokens(data.samples), target_vocab_size=target.vocab_size, draft_vocab_size=draft_vocab_size
+    )
+    config = DraftConfig(
+        hidden_size=target.hidden_size,
+        intermediate_size=target.intermediate_size,
+        num_attention_heads=target.num_attention_heads,
+        target_vocab_size=target.vocab_size,
+        draft_vocab_size=draft_vocab_size,
+        rms_norm_eps=target.rms_norm_eps,
+        rope_theta=target.rope_theta,
+    )
+    torch.manual_seed(run.spec.training.seed)
+    return Eagle3DraftModel(config, target.embedding, vocab).to(target.device)
+
+
+def trainer_settings(run: SpecForgeRun, checkpoint_dir: Path) -> TrainerSettings:
+    training = run.spec.training
+    return TrainerSettings(
+        epochs=training.epochs,
+        learning_rate=training.learning_rate,
+        ttt_length=training.ttt_length,
+        checkpoint_interval=training.checkpoint_interval,
+        keep_checkpoints=training.keep_checkpoints,
+        checkpoint_dir=checkpoint_dir,
+        max_steps=training.max_steps,
+    )
+
+
+def precompute_features(producer: FeatureProducer, context: ParallelContext) -> None:
+    """Each rank computes its shard of missing features; all ranks wait until every shard exists."""
+    for index in range(context.rank, len(producer.samples), context.world_size):
+        producer.ensure(index)
+    barrier(context)
+
+
+def _assemble(
+    run: SpecForgeRun,
+    data: RunData,
+    controller: DataFlowController,
+    durable_ack: bool,
+    ref_source: RefSource,
+    out_dir: Path,
+    context: ParallelContext,
+    sinks: Sequence[StepSink],
+) -> Trainer:
+    return Trainer(
+        settings=trainer_settings(run, out_dir),
+        draft=build_draft(run, data),
+        target_head=data.target.lm_head,
+        controller=controller,
+        durable_ack=durable_ack,
+        ref_source=ref_source,
+        schedule=data.schedule,
+        context=context,
+        sinks=list(sinks),
+    )
+
+
+def build_offline_runtime(
+    run: SpecForgeRun,
+    *,
+    out_dir: str | Path,
+    feature_store_dir: str | Path,
+    deployment_mode: DeploymentMode | str = DeploymentMode.LOCAL_COLOCATED,
+    metadata_db_path: str | Path | None = None,
+    metadata_url: str | None = None,
+    context: ParallelContext | None = None,
+    sinks: Sequence[StepSink] = (),
+) -> Trainer:
+    """Offline training; in ``disaggregated`` mode producer processes supply the features and refs."""
+    context = context or init_parallel()
+    mode = DeploymentMode.parse(deployment_mode)
+    data = load_run_data(run, context)
+    controller, durable_ack = resolve_control_plane(
+        mode, run.name, metadata_db_path=metadata_db_path, metadata_url=metadata_url
+    )
+    store = DirectoryFeatureStore(feature_store_dir)
+    ref_source: RefSource
+    if mode is DeploymentMode.DISAGGREGATED:
+        ref_source = ProducerRefs(store)
+    else:
+        producer = FeatureProducer(run.name, data.target, data.samples, store)
+        precompute_features(producer, context)
+        ref_source = PrecomputedRefs(controller, producer)
+    return _assemble(run, data, controller, durable_ack, ref_source, Path(out_dir), context, sinks)
+
+
+def build_online_runtime(
+    run: SpecForgeRun,
+    *,
+    out_dir: str | Path,
+    context: ParallelContext | None = None,
+    sinks: Sequence[StepSink] = (),
+) -> Trainer:
+    """Online training: the target computes each step's features in the loop, in memory."""
+    context = context or init_parallel()
+    data = load_run_data(run, context)
+    # Pinned to local_colocated: every rank produces exactly the refs it trains next. A shared durable
+    # store would dedup each sample onto whichever rank's queue claimed it first, so ranks would run
+    # different numbers of batches and their gradient all-reduces would no longer pair up.
+    controller, durable_ack = resolve_control_plane(DeploymentMode.LOCAL_COLOCATED, run.name)
+    producer = FeatureProducer(run.name, data.target, data.samples, MemoryFeatureStore())
+    ref_source = OnlineRefs(controller, producer, worker_id=f"online-{context.rank}")
+    return _assemble(run, data, controller, durable_ack, ref_source, Path(out_dir), context, sinks)
