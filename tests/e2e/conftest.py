@@ -109,6 +109,11 @@ def kubeconfig(cluster_bin_dir: Path) -> Iterator[str]:
     if existing:
         yield existing
         return
+    if subprocess.run([str(HACK_DIR / "build-binaries.sh"), "--check"], check=False).returncode != 0:
+        pytest.fail(
+            "the local control plane's binaries are not built: run `make cluster-binaries` first "
+            "(a cold build takes a quarter of an hour, longer than a test may run), or set KUBECONFIG"
+        )
     env = {**os.environ, "SPECFORGE_CLUSTER_NAME": f"pytest-{os.getpid()}"}
     path = _kubeconfig_from_up_output(_run_cluster_script("up", env=env))
     os.environ["KUBECONFIG"] = path
