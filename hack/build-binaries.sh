@@ -62,7 +62,9 @@ lane() {  # lane NAME FUNCTION: run a build function in the background, logging 
   local name=$1 fn=$2
   (
     t0=$(date +%s)
-    if "$fn" >"$KEY_DIR/logs/$name.log" 2>&1; then
+    # Started in the background, not as an `if` condition, so `set -e` holds inside the recipe.
+    (set -e; "$fn") >"$KEY_DIR/logs/$name.log" 2>&1 &
+    if wait $!; then
       echo "built $name in $(($(date +%s) - t0)) s" >&2
     else
       echo "error: building $name failed; see $KEY_DIR/logs/$name.log:" >&2
