@@ -22,9 +22,10 @@ install_into_bin() {
   mv "$scratch"/* "$BIN_DIR/"
 }
 
-# module_field MODULE@VERSION FIELD: one string field of `go mod download -json` (GoMod, Time, Hash).
+# module_field MODULE@VERSION FIELD: one string field of `go mod download -json` (GoMod, Dir, Info...).
 module_field() {
-  go mod download -json "$1" | sed -n "s/^[[:space:]]*\"$2\": \"\(.*\)\",*$/\1/p" | head -n 1
+  # The second sed reads to the end, so nothing upstream dies of SIGPIPE under pipefail.
+  go mod download -json "$1" | sed -n "s/^[[:space:]]*\"$2\": \"\(.*\)\",*$/\1/p" | sed -n 1p
 }
 
 # The wrapper module's replace list comes from k8s.io/kubernetes's own go.mod: every staging module
@@ -48,15 +49,16 @@ write_kubernetes_wrapper_module() {
 
 build_kubernetes() {
   any_missing kube-apiserver kube-controller-manager kube-scheduler kubectl || return 0
-  local src="$KEY_DIR/src/kubernetes" minor build_date commit
+  local src="$KEY_DIR/src/kubernetes" minor info build_date commit
   local -a packages=(cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl)
   rm -rf "$src" && mkdir -p "$src/out"
   write_kubernetes_wrapper_module "$src"
   packages=("${packages[@]/#/k8s.io/kubernetes/}")
   minor=${KUBERNETES_VERSION#v1.}
   minor=${minor%%.*}
-  build_date=$(module_field "k8s.io/kubernetes@$KUBERNETES_VERSION" Time)
-  commit=$(module_field "k8s.io/kubernetes@$KUBERNETES_VERSION" Hash)
+  info=$(module_field "k8s.io/kubernetes@$KUBERNETES_VERSION" Info)
+  build_date=$(sed -n 's/.*"Time": *"\([^"]*\)".*/\1/p' "$info")
+  commit=$(sed -n 's/.*"Hash": *"\([^"]*\)".*/\1/p' "$info")
   local ldflags="$LDFLAGS_STRIP" pkg
   # Both version packages, as upstream's hack/lib/version.sh does, so /version and `kubectl version` are right.
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
