@@ -1,0 +1,55 @@
+"""Checkpoint folders: atomic publication, newest-complete selection, keeping the last K."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from specforge_trainer.checkpoint import (
+    checkpoint_folders,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
+from specforge_trainer.models.draft_vocab import build_draft_vocab
+
+
+def _draft(seed: int) -> Eagle3DraftModel:
+    torch.manual_seed(seed)
+    config = DraftConfig(hidden_size=8, intermediate_size=16, num_attention_heads=2, target_vocab_size=20,
+                         draft_vocab_size=6)  # fmt: skip
+    vocab = build_draft_vocab([torch.arange(20)], target_vocab_size=20, draft_vocab_size=6)
+    return Eagle3DraftModel(config, torch.nn.Embedding(20, 8), vocab)
+
+
+def test_keeps_the_last_k_and_resumes_from_the_newest(tmp_path: Path) -> None:
+    for step in (5, 10, 15):
+        save_checkpoint(
+            tmp_path, epoch=0, step=step, draft=_draft(step), training_state={"step": step}, keep=2
+        )
+    assert [p.name for p in checkpoint_folders(tmp_path)] == ["epoch_0_step_10", "epoch_0_step_15"]
+    restored = _draft(0)
+    state = load_checkpoint(latest_checkpoint(tmp_path), restored)  # type: ignore[arg-type]
+    assert state == {"step": 15}
+    assert torch.equal(restored.fc.weight, _draft(15).fc.weight)
+
+
+def test_a_half_written_checkpoint_is_ignored(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, epoch=0, step=4, draft=_draft(4), training_state={}, keep=3)
+    (tmp_path / ".epoch_0_step_8.tmp-123").mkdir()  # what a crash mid-write leaves behind
+    (tmp_path / ".epoch_0_step_8.tmp-123" / "model.safetensors").write_bytes(b"trunc")
+    assert latest_checkpoint(tmp_path) == tmp_path / "epoch_0_step_4"
+
+
+def test_weights_are_a_serving_style_eagle3_draft(tmp_path: Path) -> None:
+    folder = save_checkpoint(tmp_path, epoch=1, step=3, draft=_draft(1), training_state={}, keep=1)
+    weights = load_file(str(folder / "model.safetensors"))
+    for name in ("fc.weight", "midlayer.self_attn.q_proj.weight", "midlayer.hidden_norm.weight", "norm.weight",
+                 "lm_head.weight", "d2t", "t2d"):  # fmt: skip
+        assert name in weights
+    assert weights["midlayer.self_attn.q_proj.weight"].shape == (8, 16)  # q/k/v take 2H
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLMEagle3"] and config["draft_vocab_size"] == 6

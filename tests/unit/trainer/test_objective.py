@@ -1,0 +1,97 @@
+"""The EAGLE3 objective on a small random draft: alignment, masking, causality, metrics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
+from specforge_trainer.models.draft_vocab import build_draft_vocab
+from specforge_trainer.objective import Eagle3Batch, acceptance_length, eagle3_objective, shift_left
+
+VOCAB, HIDDEN = 32, 16
+
+
+def _draft(draft_vocab: int = 12) -> Eagle3DraftModel:
+    torch.manual_seed(0)
+    config = DraftConfig(
+        hidden_size=HIDDEN, intermediate_size=32, num_attention_heads=2, target_vocab_size=VOCAB,
+        draft_vocab_size=draft_vocab,
+    )  # fmt: skip
+    vocab = build_draft_vocab([torch.arange(VOCAB)], target_vocab_size=VOCAB, draft_vocab_size=draft_vocab)
+    return Eagle3DraftModel(config, torch.nn.Embedding(VOCAB, HIDDEN), vocab)
+
+
+def _batch(length: int = 10, batch: int = 2) -> Eagle3Batch:
+    generator = torch.Generator().manual_seed(1)
+    return Eagle3Batch(
+        input_ids=torch.randint(0, VOCAB, (batch, length), generator=generator),
+        attention_mask=torch.ones(batch, length, dtype=torch.long),
+        loss_mask=torch.ones(batch, length, dtype=torch.long),
+        aux_hidden_states=torch.randn(batch, length, 3 * HIDDEN, generator=generator),
+        target_logits=torch.randn(batch, length, VOCAB, generator=generator) * 3,
+    )
+
+
+def test_shift_left_zero_fills_the_end() -> None:
+    assert shift_left(torch.tensor([[1, 2, 3, 4]]), 2).tolist() == [[3, 4, 0, 0]]
+
+
+def test_acceptance_length_is_the_expected_accepted_prefix() -> None:
+    assert acceptance_length([0.5, 0.5, 1.0]) == pytest.approx(0.5 + 0.25 + 0.25)
+    assert acceptance_length([0.0, 1.0]) == 0.0
+
+
+def test_ttt_length_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="ttt_length must be at least 1"):
+        eagle3_objective(_draft(), _batch(), ttt_length=0)
+
+
+def test_loss_is_the_decayed_sum_and_counts_follow_the_shifted_mask() -> None:
+    batch = _batch(length=10)
+    output = eagle3_objective(_draft(), batch, ttt_length=3)
+    expected = sum(0.8**i * output.step_losses[i] for i in range(3))
+    assert output.loss.item() == pytest.approx(float(expected), rel=1e-6)
+    # Step i trains positions whose shifted mask survives: 10 - (i + 1) per row, 2 rows.
+    assert output.counted.tolist() == [18.0, 16.0, 14.0]
+    assert torch.all(output.correct <= output.counted)
+
+
+def test_a_perfect_draft_scores_full_accuracy() -> None:
+    draft, batch = _draft(draft_vocab=VOCAB), _batch()
+    # Make the target's preference follow the draft's own argmax: accuracy must then be 1 everywhere.
+    with torch.no_grad():
+        rotary, bias = draft.prepare(batch.input_ids.shape[1], batch.attention_mask)
+        _, logits = draft.step(shift_left(batch.input_ids, 1), draft.project_features(batch.aux_hidden_states),
+                               rotary, bias, [])  # fmt: skip
+    target = torch.full_like(batch.target_logits, -10.0)
+    target.scatter_(-1, logits.argmax(-1, keepdim=True), 10.0)
+    batch.target_logits = torch.cat([target[:, :1], target[:, :-1]], dim=1)  # align: step 0 reads t+1
+    output = eagle3_objective(draft, batch, ttt_length=1)
+    assert output.correct[0] == output.counted[0]
+
+
+def test_future_positions_do_not_leak_into_earlier_ones() -> None:
+    draft, batch = _draft(draft_vocab=VOCAB), _batch(length=8)
+    changed = _batch(length=8)
+    changed.aux_hidden_states[:, 6:] += 5.0
+    changed.input_ids[:, 7:] = (changed.input_ids[:, 7:] + 1) % VOCAB
+    # Step 0 at position t reads aux[<= t] and ids[<= t + 1]; with the mask cut at 6 only positions
+    # 0..4 are trained, and none of them may see the changed inputs.
+    changed.loss_mask[:, 6:] = 0
+    batch.loss_mask[:, 6:] = 0
+    a = eagle3_objective(draft, batch, ttt_length=1)
+    b = eagle3_objective(draft, changed, ttt_length=1)
+    assert a.loss.item() == pytest.approx(b.loss.item(), abs=1e-6)
+    changed.loss_mask[:, 6] = 1  # position 5 now trains and reads aux[5], ids[6]: still unchanged
+    changed.aux_hidden_states[:, 5] += 5.0  # ...until one of them changes
+    assert eagle3_objective(draft, changed, ttt_length=1).loss.item() != pytest.approx(
+        a.loss.item(), abs=1e-6
+    )
+
+
+def test_padding_positions_are_not_trained() -> None:
+    batch = _batch(length=10)
+    batch.attention_mask[1, 6:] = 0
+    batch.loss_mask[1, 5:] = 0
+    output = eagle3_objective(_draft(), batch, ttt_length=1)
+    assert output.counted.tolist() == [9.0 + 4.0]
