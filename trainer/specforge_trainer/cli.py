@@ -62,8 +62,16 @@ def _limit_cpu_threads() -> None:
         torch.set_num_threads(1)
 
 
-def _train(run: SpecForgeRun, *, mode: DeploymentMode, out: Path, feature_store: Path, metadata_db_path: Path | None,
-           metadata_url: str | None, report_to_kubernetes: bool) -> None:  # fmt: skip
+def _train(
+    run: SpecForgeRun,
+    *,
+    mode: DeploymentMode,
+    out: Path,
+    feature_store: Path,
+    metadata_db_path: Path | None,
+    metadata_url: str | None,
+    report_to_kubernetes: bool,
+) -> None:
     from specforge_operator.api import FeatureMode
 
     from specforge_trainer.distributed import init_parallel, shutdown_parallel
@@ -108,8 +116,15 @@ def _run_command(args: argparse.Namespace) -> None:
         file=sys.stderr,
     )
     durable = mode is not DeploymentMode.LOCAL_COLOCATED
-    _train(run, mode=mode, out=out, feature_store=out / "features", report_to_kubernetes=False,
-           metadata_db_path=out / "metadata.db" if durable else None, metadata_url=None)  # fmt: skip
+    _train(
+        run,
+        mode=mode,
+        out=out,
+        feature_store=out / "features",
+        report_to_kubernetes=False,
+        metadata_db_path=out / "metadata.db" if durable else None,
+        metadata_url=None,
+    )
     print(f"outputs in {out}: checkpoints, metrics.jsonl, loss.png", file=sys.stderr)
 
 
@@ -139,9 +154,15 @@ def _train_command(args: argparse.Namespace) -> None:
     mode = DeploymentMode.parse(os.environ.get("SPECFORGE_DEPLOYMENT_MODE", run.spec.deployment_mode.value))
     if mode.value != run.spec.deployment_mode.value:
         raise ValueError(f"SPECFORGE_DEPLOYMENT_MODE={mode.value} disagrees with spec.deploymentMode")
-    _train(run, mode=mode, out=args.out, feature_store=args.feature_store or Path(run.spec.feature_store.path),
-           metadata_db_path=None, metadata_url=os.environ.get("SPECFORGE_METADATA_URL") or None,
-           report_to_kubernetes=True)  # fmt: skip
+    _train(
+        run,
+        mode=mode,
+        out=args.out,
+        feature_store=args.feature_store or Path(run.spec.feature_store.path),
+        metadata_db_path=None,
+        metadata_url=os.environ.get("SPECFORGE_METADATA_URL") or None,
+        report_to_kubernetes=True,
+    )
 
 
 def _produce_command(args: argparse.Namespace) -> None:

@@ -19,8 +19,9 @@ from specforge_trainer.models.draft_vocab import build_draft_vocab
 
 def _draft(seed: int) -> Eagle3DraftModel:
     torch.manual_seed(seed)
-    config = DraftConfig(hidden_size=8, intermediate_size=16, num_attention_heads=2, target_vocab_size=20,
-                         draft_vocab_size=6)  # fmt: skip
+    config = DraftConfig(
+        hidden_size=8, intermediate_size=16, num_attention_heads=2, target_vocab_size=20, draft_vocab_size=6
+    )
     vocab = build_draft_vocab([torch.arange(20)], target_vocab_size=20, draft_vocab_size=6)
     return Eagle3DraftModel(config, torch.nn.Embedding(20, 8), vocab)
 
@@ -47,8 +48,15 @@ def test_a_half_written_checkpoint_is_ignored(tmp_path: Path) -> None:
 def test_weights_are_a_serving_style_eagle3_draft(tmp_path: Path) -> None:
     folder = save_checkpoint(tmp_path, epoch=1, step=3, draft=_draft(1), training_state={}, keep=1)
     weights = load_file(str(folder / "model.safetensors"))
-    for name in ("fc.weight", "midlayer.self_attn.q_proj.weight", "midlayer.hidden_norm.weight", "norm.weight",
-                 "lm_head.weight", "d2t", "t2d"):  # fmt: skip
+    for name in (
+        "fc.weight",
+        "midlayer.self_attn.q_proj.weight",
+        "midlayer.hidden_norm.weight",
+        "norm.weight",
+        "lm_head.weight",
+        "d2t",
+        "t2d",
+    ):
         assert name in weights
     assert weights["midlayer.self_attn.q_proj.weight"].shape == (8, 16)  # q/k/v take 2H
     config = json.loads((folder / "config.json").read_text())

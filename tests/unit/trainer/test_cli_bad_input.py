@@ -21,7 +21,7 @@ def _manifest(tmp_path: Path, **spec: Any) -> Path:
             "targetModel": {"builtin": "tiny-llama"},
             "dataset": {"builtin": "chat-mini"},
             **spec,
-        },  # fmt: skip
+        },
     }
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(document))
@@ -76,5 +76,11 @@ def test_empty_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 def test_trainer_settings_refuse_a_zero_unroll(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="ttt_length must be at least 1"):
-        TrainerSettings(epochs=1, learning_rate=1e-3, ttt_length=0, checkpoint_interval=1, keep_checkpoints=1,
-                        checkpoint_dir=tmp_path)  # fmt: skip
+        TrainerSettings(
+            epochs=1,
+            learning_rate=1e-3,
+            ttt_length=0,
+            checkpoint_interval=1,
+            keep_checkpoints=1,
+            checkpoint_dir=tmp_path,
+        )

@@ -11,15 +11,36 @@ from specforge_trainer.trainer import StepReport
 
 
 def _report(step: int) -> StepReport:
-    return StepReport(step=step, total_steps=10, epoch=0, loss=2.5, step_losses=[2.5], accuracy=[0.5, 0.25],
-                      acceptance_length=0.625, samples_per_s=12.0, learning_rate=1e-3, step_time_s=0.1)  # fmt: skip
+    return StepReport(
+        step=step,
+        total_steps=10,
+        epoch=0,
+        loss=2.5,
+        step_losses=[2.5],
+        accuracy=[0.5, 0.25],
+        acceptance_length=0.625,
+        samples_per_s=12.0,
+        learning_rate=1e-3,
+        step_time_s=0.1,
+    )
 
 
 def test_patch_body_uses_the_status_field_names() -> None:
     body = progress_patch(_report(3), now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
-    assert body == {"status": {"progress": {
-        "step": 3, "totalSteps": 10, "epoch": 0, "loss": 2.5, "accuracy": [0.5, 0.25], "acceptanceLength": 0.625,
-        "samplesPerSecond": 12.0, "updatedAt": "2026-01-02T03:04:05Z"}}}  # fmt: skip
+    assert body == {
+        "status": {
+            "progress": {
+                "step": 3,
+                "totalSteps": 10,
+                "epoch": 0,
+                "loss": 2.5,
+                "accuracy": [0.5, 0.25],
+                "acceptanceLength": 0.625,
+                "samplesPerSecond": 12.0,
+                "updatedAt": "2026-01-02T03:04:05Z",
+            }
+        }
+    }
 
 
 def test_throttled_to_the_interval_and_always_sent_at_the_end() -> None:

@@ -14,9 +14,12 @@ VOCAB, HIDDEN = 32, 16
 def _draft(draft_vocab: int = 12) -> Eagle3DraftModel:
     torch.manual_seed(0)
     config = DraftConfig(
-        hidden_size=HIDDEN, intermediate_size=32, num_attention_heads=2, target_vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        intermediate_size=32,
+        num_attention_heads=2,
+        target_vocab_size=VOCAB,
         draft_vocab_size=draft_vocab,
-    )  # fmt: skip
+    )
     vocab = build_draft_vocab([torch.arange(VOCAB)], target_vocab_size=VOCAB, draft_vocab_size=draft_vocab)
     return Eagle3DraftModel(config, torch.nn.Embedding(VOCAB, HIDDEN), vocab)
 
@@ -61,8 +64,9 @@ def test_a_perfect_draft_scores_full_accuracy() -> None:
     # Make the target's preference follow the draft's own argmax: accuracy must then be 1 everywhere.
     with torch.no_grad():
         rotary, bias = draft.prepare(batch.input_ids.shape[1], batch.attention_mask)
-        _, logits = draft.step(shift_left(batch.input_ids, 1), draft.project_features(batch.aux_hidden_states),
-                               rotary, bias, [])  # fmt: skip
+        _, logits = draft.step(
+            shift_left(batch.input_ids, 1), draft.project_features(batch.aux_hidden_states), rotary, bias, []
+        )
     target = torch.full_like(batch.target_logits, -10.0)
     target.scatter_(-1, logits.argmax(-1, keepdim=True), 10.0)
     batch.target_logits = torch.cat([target[:, :1], target[:, :-1]], dim=1)  # align: step 0 reads t+1

@@ -37,7 +37,7 @@ def test_a_local_hf_directory_loads_to_the_same_features(tmp_path: Path) -> None
 
 
 def test_bad_target_sources(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="has no config.json"):
+    with pytest.raises(FileNotFoundError, match=r"has no config\.json"):
         load_target(path=tmp_path)
     with pytest.raises(ValueError, match="exactly one of"):
         load_target()

@@ -79,8 +79,12 @@ class FeatureProducer:
     def _describe_stored(self, index: int) -> tuple[tuple, int]:
         tokens, hidden = int(self.samples[index].input_ids.numel()), self.target.hidden_size
         dtype = self.target.model.dtype
-        shapes = {"input_ids": (tokens,), "loss_mask": (tokens,), "aux_hidden_states": (tokens, 3 * hidden),
-                  "target_hidden": (tokens, hidden)}  # fmt: skip
+        shapes = {
+            "input_ids": (tokens,),
+            "loss_mask": (tokens,),
+            "aux_hidden_states": (tokens, 3 * hidden),
+            "target_hidden": (tokens, hidden),
+        }
         dtypes = {
             "input_ids": torch.long,
             "loss_mask": torch.long,
