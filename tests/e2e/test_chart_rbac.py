@@ -1,0 +1,442 @@
+"""The Helm chart on the real control plane, and its RBAC proven rather than guessed.
+
+``helm install`` puts the chart in a namespace enforcing the ``restricted`` Pod Security Standard,
+limited to two watched namespaces. The operator then runs out of cluster (``python -m specforge_operator``
+with peering, as the chart's Deployment runs it) under the chart's ServiceAccount, authenticated by a
+token from the TokenRequest API, so every request it makes is authorized by the chart's Role and nothing
+else. Every example runs to success under that identity; actions outside the role are denied; the
+rendered chart also passes the API server's own server-side dry-run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from e2e.conftest import KWOK_FAIL_ANNOTATION, KWOK_RUN_DURATION_ANNOTATION
+from e2e.specforgerun.conftest import EXAMPLES, Runs, condition, load_example, wait_for
+from e2e.specforgerun.test_lifecycle import (
+    bind_volume_for_redis,
+    expected_children,
+    owned_children,
+    with_pod_annotations,
+)
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from specforge_operator.kube import KubeApi
+from specforge_operator.process import OperatorProcess
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART_DIR = REPO_ROOT / "charts" / "specforge-operator"
+MODELS_PVC_EXAMPLE = REPO_ROOT / "examples" / "models-pvc.yaml"
+PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+
+
+@dataclass(frozen=True)
+class ChartInstall:
+    release: str
+    operator_namespace: str
+    watched: tuple[str, str]
+    outside: str
+    service_account: str
+    peering: str
+    install_output: str
+    operator_kubeconfig: Path
+    operator: OperatorProcess
+
+
+def run_tool(*args: str, stdin: str | None = None, timeout: float = 120) -> str:
+    result = subprocess.run(list(args), input=stdin, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result.stdout
+
+
+def token_kubeconfig(admin_kubeconfig: str, token: str, path: Path) -> Path:
+    """A kubeconfig for the same API server (and CA) that authenticates with ``token`` only."""
+    admin = yaml.safe_load(Path(admin_kubeconfig).read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+    cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": "token", "user": {"token": token}}],
+        "contexts": [{"name": "token", "context": {"cluster": cluster["name"], "user": "token"}}],
+        "current-context": "token",
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def request_token(core: k8s_client.CoreV1Api, namespace: str, service_account: str) -> str:
+    """A short-lived token for ``service_account`` from the TokenRequest API (what kubelet mounts in pods)."""
+    request = k8s_client.AuthenticationV1TokenRequest(
+        spec=k8s_client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    )
+    return core.create_namespaced_service_account_token(service_account, namespace, request).status.token
+
+
+def create_namespace(core: k8s_client.CoreV1Api, name: str, labels: dict[str, str] | None = None) -> None:
+    core.create_namespace(k8s_client.V1Namespace(metadata=k8s_client.V1ObjectMeta(name=name, labels=labels)))
+
+
+@pytest.fixture(scope="module")
+def chart(
+    kubeconfig: str,
+    kube_api: k8s_client.ApiClient,
+    cluster_bin_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ChartInstall]:
+    core = k8s_client.CoreV1Api(kube_api)
+    suffix = uuid.uuid4().hex[:6]
+    release, ops = f"sfo-{suffix}", f"chart-ops-{suffix}"
+    watched = (f"chart-a-{suffix}", f"chart-b-{suffix}")
+    outside = f"chart-out-{suffix}"
+    create_namespace(core, ops, {PSA_ENFORCE: "restricted"})
+    for name in (*watched, outside):
+        create_namespace(core, name)
+    helm = str(cluster_bin_dir / "helm")
+    operator = None
+    try:
+        install_output = run_tool(
+            helm, "install", release, str(CHART_DIR), "--namespace", ops,
+            "--set", f"watch.namespaces={{{','.join(watched)}}}",
+            "--set", f"peering.name={release}",
+            "--set", "resyncSeconds=3",
+        )  # fmt: skip
+        service_account = f"{release}-specforge-operator"
+        work = tmp_path_factory.mktemp("chart-operator")
+        operator_kubeconfig = token_kubeconfig(
+            kubeconfig, request_token(core, ops, service_account), work / "kubeconfig.yaml"
+        )
+        # Exactly what the chart's container runs (see templates/deployment.yaml), from this checkout.
+        scope = [*(f"--namespace={name}" for name in watched), f"--peering={release}"]
+        operator = OperatorProcess(
+            str(operator_kubeconfig), work / "operator.log", resync_seconds=3, scope_args=scope
+        )
+        operator.wait_live()
+        yield ChartInstall(
+            release,
+            ops,
+            watched,
+            outside,
+            service_account,
+            release,
+            install_output,
+            operator_kubeconfig,
+            operator,
+        )
+    finally:
+        if operator is not None:
+            operator.stop()
+        subprocess.run(
+            [helm, "uninstall", release, "--namespace", ops, "--wait"], capture_output=True, timeout=120
+        )
+        for name in (ops, *watched, outside):
+            core.delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def operator_api(chart: ChartInstall) -> Iterator[k8s_client.ApiClient]:
+    """An API client with the operator's identity: the chart's ServiceAccount token."""
+    api = k8s_config.new_client_from_config(config_file=str(chart.operator_kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def forbidden(call: Callable[[], Any]) -> bool:
+    try:
+        call()
+    except ApiException as error:
+        if error.status == 403:
+            return True
+        raise
+    return False
+
+
+def test_install_tells_the_next_command_and_its_pods_pass_restricted_pod_security(
+    chart: ChartInstall, kube_api: k8s_client.ApiClient
+) -> None:
+    notes = chart.install_output
+    assert f"kubectl -n {chart.operator_namespace} rollout status deployment/{chart.release}" in notes
+    assert f"kubectl get sfr -n {chart.watched[0]} -w" in notes
+    assert f"only in: {', '.join(chart.watched)}" in notes
+    apps = k8s_client.AppsV1Api(kube_api)
+    # The namespace enforces "restricted": a pod the chart renders less hardened would never be created.
+    deployment = wait_for(
+        lambda: (
+            (
+                found := apps.read_namespaced_deployment(
+                    f"{chart.release}-specforge-operator", chart.operator_namespace
+                )
+            )
+            and (found.status.available_replicas or 0) == 2
+            and found
+        ),
+        "the chart's operator Deployment to have 2 available replicas",
+        timeout=60,
+    )
+    assert deployment.spec.template.spec.service_account_name == chart.service_account
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["--set", "watch.namespaces={NS_A,NS_B}"], []],
+    ids=["restricted-to-namespaces", "cluster-wide"],
+)
+def test_rendered_chart_passes_server_side_dry_run(
+    values: list[str], chart: ChartInstall, cluster_bin_dir: Path, kubeconfig: str
+) -> None:
+    values = [value.replace("NS_A", chart.watched[0]).replace("NS_B", chart.watched[1]) for value in values]
+    rendered = run_tool(
+        str(cluster_bin_dir / "helm"), "template", f"dry-{chart.release}", str(CHART_DIR),
+        "--namespace", chart.operator_namespace, "--include-crds", "--set", "peering.name=dry-run", *values,
+    )  # fmt: skip
+    applied = run_tool(
+        str(cluster_bin_dir / "kubectl"), "--kubeconfig", kubeconfig, "apply", "--dry-run=server",
+        "--server-side", "--force-conflicts", "--field-manager=chart-e2e", "-f", "-",
+        stdin=rendered,
+    )  # fmt: skip
+    kinds = {line.split("/", 1)[0] for line in applied.splitlines() if "serverside-applied" in line}
+    expected = {"serviceaccount", "clusterrole.rbac.authorization.k8s.io", "deployment.apps", "service"}
+    assert expected <= kinds, applied
+    assert ("role.rbac.authorization.k8s.io" in kinds) == bool(values), applied
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[path.stem for path in EXAMPLES])
+def test_every_example_runs_under_the_charts_service_account(
+    example: Path, chart: ChartInstall, kube_api: k8s_client.ApiClient, tmp_path: Path
+) -> None:
+    namespace = chart.watched[0]
+    runs, kube = Runs(kube_api, namespace), KubeApi(kube_api)
+    manifest = with_pod_annotations(load_example(example), {KWOK_RUN_DURATION_ANNOTATION: "4s"})
+    name = manifest["metadata"]["name"]
+    expected = expected_children(manifest)
+    pv_name = None
+    if ("PersistentVolumeClaim", f"{name}-redis-data") in expected:
+        pv_name = bind_volume_for_redis(kube_api, namespace, name, tmp_path)
+    try:
+        created = runs.create(manifest)
+        children = wait_for(
+            lambda: (found := owned_children(kube, namespace, created)) and set(found) == expected and found,
+            f"exactly the children {sorted(expected)}",
+            timeout=60,
+        )
+        for (kind, _), child in children.items():
+            for template in _pod_templates(kind, child):
+                for container in template["spec"]["containers"]:
+                    context = container["securityContext"]
+                    assert context["runAsNonRoot"] is True and context["allowPrivilegeEscalation"] is False
+                    assert context["capabilities"] == {"drop": ["ALL"]}
+        runs.wait_phase(name, "Running", timeout=60)
+        done = runs.wait_phase(name, "Succeeded", timeout=90)
+        assert condition(done, "Succeeded")["status"] == "True"
+        runs.delete(name)
+        wait_for(
+            lambda: not owned_children(kube, namespace, created),
+            "garbage collection of every child",
+            timeout=60,
+        )
+    except BaseException:
+        print(chart.operator.log_tail())
+        raise
+    finally:
+        if pv_name:
+            k8s_client.CoreV1Api(kube_api).delete_persistent_volume(pv_name)
+
+
+def _pod_templates(kind: str, child: dict[str, Any]) -> list[dict[str, Any]]:
+    if kind in ("Job", "Deployment"):
+        return [child["spec"]["template"]]
+    if kind == "PyTorchJob":
+        return [replica["template"] for replica in child["spec"]["pytorchReplicaSpecs"].values()]
+    return []
+
+
+def test_failed_pod_reason_reaches_the_status(chart: ChartInstall, kube_api: k8s_client.ApiClient) -> None:
+    """Needs the role's pods/list: the container's exit code comes from the failed pod."""
+    runs = Runs(kube_api, chart.watched[1])
+    manifest = load_example(next(path for path in EXAMPLES if "dataflow" in path.stem))
+    manifest = with_pod_annotations(
+        manifest, {KWOK_FAIL_ANNOTATION: "true", KWOK_RUN_DURATION_ANNOTATION: "1s"}
+    )
+    manifest["spec"] = {
+        **manifest["spec"],
+        "metadataStore": {"managed": {}},
+        "runPolicy": {"backoffLimit": 0},
+    }
+    runs.create(manifest)
+    failed = runs.wait_phase(manifest["metadata"]["name"], "Failed", timeout=90)
+    reason = condition(failed, "Failed")
+    assert reason["status"] == "True" and reason["reason"] not in ("", "NotInPhase"), reason
+
+
+def test_models_pvc_example_feeds_a_run(
+    chart: ChartInstall, kube_api: k8s_client.ApiClient, cluster_bin_dir: Path, kubeconfig: str
+) -> None:
+    namespace = chart.watched[1]
+    applied = run_tool(
+        str(cluster_bin_dir / "kubectl"), "--kubeconfig", kubeconfig, "apply", "-n", namespace,
+        "-f", str(MODELS_PVC_EXAMPLE),
+    )  # fmt: skip
+    assert "persistentvolumeclaim/specforge-models created" in applied, applied
+    assert "job.batch/specforge-fetch-target-model created" in applied, applied
+    runs, kube = Runs(kube_api, namespace), KubeApi(kube_api)
+    manifest = load_example(next(path for path in EXAMPLES if "dataflow" in path.stem))
+    manifest["metadata"]["name"] = "real-model"
+    manifest["spec"] = {
+        **manifest["spec"],
+        "metadataStore": {"managed": {}},  # no Redis volume: the test cluster has no provisioner
+        "targetModel": {
+            "path": "/models/llama-3.1-8b-instruct",
+            "volume": {"persistentVolumeClaim": {"claimName": "specforge-models", "readOnly": True}},
+        },
+        "dataset": {
+            "path": "/data/sharegpt.jsonl",
+            "volume": {"persistentVolumeClaim": {"claimName": "specforge-datasets", "readOnly": True}},
+        },
+    }
+    runs.create(manifest)
+    job = wait_for(
+        lambda: kube.get("kubeflow.org/v1", "PyTorchJob", namespace, "real-model-trainer"),
+        "the trainer PyTorchJob (created once the run's Redis is ready)",
+        timeout=60,
+    )
+    pod = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    claims = {
+        volume["name"]: volume.get("persistentVolumeClaim", {}).get("claimName") for volume in pod["volumes"]
+    }
+    mounts = {
+        mount["name"]: (mount["mountPath"], mount.get("readOnly"))
+        for mount in pod["containers"][0]["volumeMounts"]
+    }
+    assert (claims["target-model"], mounts["target-model"]) == ("specforge-models", ("/models", True))
+    assert (claims["dataset"], mounts["dataset"]) == ("specforge-datasets", ("/data", True))
+
+
+def test_the_operator_identity_is_denied_outside_its_role(
+    chart: ChartInstall, operator_api: k8s_client.ApiClient
+) -> None:
+    core, batch = k8s_client.CoreV1Api(operator_api), k8s_client.BatchV1Api(operator_api)
+    rbac = k8s_client.RbacAuthorizationV1Api(operator_api)
+    inside, outside = chart.watched[0], chart.outside
+    # Allowed where it works (the prune step lists Secrets by label) ...
+    assert not forbidden(lambda: core.list_namespaced_secret(inside))
+    # ... and denied everywhere else.
+    assert forbidden(lambda: core.list_namespaced_secret(outside))
+    assert forbidden(lambda: core.read_namespaced_secret("anything", outside))
+    assert forbidden(lambda: core.list_secret_for_all_namespaces())
+    assert forbidden(lambda: batch.list_namespaced_job(outside))
+    assert forbidden(lambda: core.list_namespaced_secret(chart.operator_namespace))
+    assert forbidden(lambda: core.list_node())
+    assert forbidden(lambda: core.delete_namespace(inside))
+    # Not even inside its namespaces may it run arbitrary pods or touch what it does not manage.
+    assert forbidden(
+        lambda: core.create_namespaced_pod(
+            inside, {"metadata": {"name": "x"}, "spec": {"containers": [{"name": "x", "image": "x"}]}}
+        )
+    )
+    assert forbidden(lambda: core.read_namespaced_pod_log("x", inside))
+    assert forbidden(
+        lambda: rbac.create_cluster_role_binding(
+            {
+                "metadata": {"name": "x"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "cluster-admin",
+                },
+                "subjects": [],
+            }
+        )
+    )
+    # RBAC's escalation check: a Role granting more than it holds is refused even where it may create Roles.
+    greedy = {
+        "metadata": {"name": "greedy"},
+        "rules": [{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}],
+    }
+    assert forbidden(lambda: rbac.create_namespaced_role(inside, greedy))
+
+
+def test_runs_outside_the_watched_namespaces_are_left_alone(
+    chart: ChartInstall, kube_api: k8s_client.ApiClient
+) -> None:
+    kube = KubeApi(kube_api)
+    ignored, served = Runs(kube_api, chart.outside), Runs(kube_api, chart.watched[1])
+    manifest = load_example(next(path for path in EXAMPLES if "dataflow" in path.stem))
+    manifest["metadata"]["name"] = "elsewhere"
+    ignored.create(manifest)
+    served.create(manifest)
+    # The served twin gets its status within a resync or two; by then the ignored one would have too.
+    served_run = wait_for(
+        lambda: served.get("elsewhere").get("status"), "the served run's status", timeout=30
+    )
+    assert served_run
+    time.sleep(3)
+    assert not ignored.get("elsewhere").get("status")
+    assert not owned_children(kube, chart.outside, ignored.get("elsewhere"))
+
+
+def test_the_trainer_service_account_may_only_report_its_own_progress(
+    chart: ChartInstall, kube_api: k8s_client.ApiClient, kubeconfig: str, tmp_path: Path
+) -> None:
+    namespace = chart.watched[1]
+    runs = Runs(kube_api, namespace)
+    base = load_example(next(path for path in EXAMPLES if "dataflow" in path.stem))
+    for name in ("reporter", "neighbour"):
+        runs.create({**base, "metadata": {**base["metadata"], "name": name}})
+    core = k8s_client.CoreV1Api(kube_api)
+    wait_for(
+        lambda: (
+            core.list_namespaced_service_account(
+                namespace, field_selector="metadata.name=reporter-trainer"
+            ).items
+        ),
+        "the trainer ServiceAccount",
+    )
+    config = token_kubeconfig(
+        kubeconfig, request_token(core, namespace, "reporter-trainer"), tmp_path / "trainer.yaml"
+    )
+    trainer_api = k8s_config.new_client_from_config(config_file=str(config))
+    try:
+        custom = k8s_client.CustomObjectsApi(trainer_api)
+        group = ("specforge.io", "v1alpha1", namespace, "specforgeruns")
+        progress = {"status": {"progress": {"step": 3, "loss": 1.5}}}
+        custom.patch_namespaced_custom_object_status(*group, "reporter", progress)
+        assert runs.get("reporter")["status"]["progress"]["step"] == 3
+        assert forbidden(lambda: custom.patch_namespaced_custom_object_status(*group, "neighbour", progress))
+        assert forbidden(
+            lambda: custom.patch_namespaced_custom_object(*group, "reporter", {"spec": {"suspend": True}})
+        )
+        assert forbidden(lambda: custom.list_namespaced_custom_object(*group))
+        assert forbidden(lambda: k8s_client.CoreV1Api(trainer_api).list_namespaced_secret(namespace))
+    finally:
+        trainer_api.close()
+
+
+def test_peering_is_live_and_the_operator_never_hit_a_permission_error(
+    chart: ChartInstall, kube_api: k8s_client.ApiClient
+) -> None:
+    custom = k8s_client.CustomObjectsApi(kube_api)
+    for namespace in chart.watched:
+        peering = custom.get_namespaced_custom_object(
+            "kopf.dev", "v1", namespace, "kopfpeerings", chart.peering
+        )
+        assert peering.get("status"), f"no keep-alive from the operator in {namespace}'s KopfPeering"
+    log = chart.operator.log_path.read_text()
+    for marker in ("Forbidden", "forbidden", "Not enough permissions"):
+        assert marker not in log, f"{marker!r} in the operator log:\n{chart.operator.log_tail()}"
