@@ -131,6 +131,8 @@ class Trainer:
         resumed_from = self.restore()
         if self.durable_ack:
             self.controller.reconcile_on_restart(trainer_id=self.trainer_id, resume_global_step=resumed_from)
+            if resumed_from:
+                self.ack_checkpointed_step(resumed_from)
         for sink in self.sinks:
             sink.on_start(self.reports)
         while self.should_continue_training():
@@ -209,6 +211,14 @@ class Trainer:
             self.controller.release_consumed(ids)
         for ref in refs:
             self.ref_source.consumed(ref)
+
+    def ack_checkpointed_step(self, step: int) -> None:
+        """Ack the refs of the step the checkpoint ends at: a kill between saving it and the ack left
+        them pending, yet their update is in the weights, so they must not be trained again."""
+        epoch, in_epoch = divmod(step - 1, self.schedule.steps_per_epoch)
+        indices = self.schedule.rank_steps(epoch, self.context.rank)[in_epoch]
+        ids = [s for s in step_sample_ids(epoch, indices) if self.controller.store.is_committed(s)]
+        self.controller.ack_train_refs(self.trainer_id, ids, global_step=step, optimizer_durable=True)
 
     def report(self, report: StepReport) -> None:
         self.reports.append(report)
