@@ -3,9 +3,12 @@ the metrics port read strictly from the environment."""
 
 from __future__ import annotations
 
+import socket
+import urllib.request
+
 import pytest
 from specforge_operator.__main__ import kopf_run_args
-from specforge_operator.metrics import metrics_port_from_env
+from specforge_operator.metrics import metrics_port_from_env, serve_metrics
 
 
 def _priority(args: list[str]) -> int:
@@ -43,3 +46,14 @@ def test_metrics_port_from_env(raw: str, port: int | None) -> None:
 def test_metrics_port_rejects_malformed_values(raw: str) -> None:
     with pytest.raises(ValueError, match="SPECFORGE_METRICS_PORT"):
         metrics_port_from_env({"SPECFORGE_METRICS_PORT": raw})
+
+
+def test_serve_metrics_answers_prometheus_scrapes() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve_metrics(port, address="127.0.0.1")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        body = reply.read().decode()
+    assert reply.status == 200
+    assert "process_resident_memory_bytes" in body and "python_info" in body
