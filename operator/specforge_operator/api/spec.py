@@ -226,12 +226,27 @@ class CheckpointSpec(MountedStorage):
 class RunPolicy(ApiModel):
     """Restart and lifetime policy of the training workload."""
 
-    backoff_limit: int = Field(default=3, ge=0, le=100, description="Retries before the run is Failed.")
+    backoff_limit: int = Field(
+        default=3,
+        ge=0,
+        le=100,
+        description="Restarts of every rank together (after any rank fails) before the run is Failed.",
+    )
     ttl_seconds_after_finished: int | None = Field(
-        default=None, ge=0, description="Delete the workload this long after it finishes; unset keeps it."
+        default=None,
+        ge=0,
+        description="Delete the run (and so its children) this long after it finishes; unset keeps it.",
     )
     active_deadline_seconds: int | None = Field(
-        default=None, ge=1, description="Fail the run when it has been active this long."
+        default=None,
+        ge=1,
+        description="Fail the run (DeadlineExceeded) this long after its first workload started.",
+    )
+    pre_running_deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Fail the run (PreRunningDeadlineExceeded) when its workload's pods are not all running "
+        "this long after it was created (unschedulable, or not admitted by its queue); suspended time is not counted.",
     )
 
 

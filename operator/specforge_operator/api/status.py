@@ -23,6 +23,7 @@ class Phase(StrEnum):
     PENDING = "Pending"
     PROVISIONING = "Provisioning"
     RUNNING = "Running"
+    RESTARTING = "Restarting"
     SUSPENDED = "Suspended"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -76,7 +77,8 @@ class SpecForgeRunStatus(StatusModel):
     """Observed state of a SpecForgeRun."""
 
     phase: Phase | None = Field(
-        default=None, description="Pending, Provisioning, Running, Suspended, Succeeded or Failed."
+        default=None,
+        description="Pending, Provisioning, Running, Restarting, Suspended, Succeeded or Failed.",
     )
     conditions: list[Condition] = Field(
         default_factory=list, max_length=16, description="Standard conditions."
@@ -93,4 +95,13 @@ class SpecForgeRunStatus(StatusModel):
         default=None, description="redis://host:port/db the trainers use (no password)."
     )
     gpus: int | None = Field(default=None, ge=0, description="GPUs the run requests in total.")
+    restarts: int | None = Field(
+        default=None, ge=0, description="Times every rank was restarted together after a rank failed."
+    )
+    last_failed_workload_uid: str | None = Field(
+        default=None, description="uid of the last failed trainer workload counted in restarts."
+    )
+    running_time: datetime | None = Field(
+        default=None, description="When the current trainer workload's pods were first all running."
+    )
     progress: Progress | None = Field(default=None, description="Training progress written by the trainer.")
