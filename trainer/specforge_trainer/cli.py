@@ -19,7 +19,10 @@ from pathlib import Path
 
 from specforge_operator.api import ManifestError, SpecForgeRun, load_run_manifest
 
-from specforge_trainer.control_plane import DeploymentMode
+from specforge_trainer.control_plane import DeploymentMode, StoreError
+from specforge_trainer.local_launch import METADATA_URL_ENV
+from specforge_trainer.store_wait import DEFAULT_STORE_WAIT_S, wait_for_redis_store
+from specforge_trainer.supervisor import ProcessFailed
 
 EXIT_BAD_INPUT = 2
 
@@ -49,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     produce.add_argument(
         "--trainer-world-size", type=int, default=1, help="trainer ranks the committed refs are scheduled for"
+    )
+    produce.add_argument(
+        "--max-unacked-refs",
+        type=int,
+        default=int(os.environ.get("SPECFORGE_MAX_UNACKED_REFS", "64")),
+        help="backpressure: pause while this producer has this many committed-but-unacked refs",
     )
     return parser
 
@@ -97,6 +106,12 @@ def _train(
             )
         if context.is_primary:
             trainer.sinks += [MetricsFile(out), TerminalProgress(trainer.total_steps)]
+            if mode is DeploymentMode.DISAGGREGATED:
+                from specforge_trainer.feature_retention import ReleaseCheckpointedFeatures
+
+                trainer.sinks.append(
+                    ReleaseCheckpointedFeatures(trainer.controller, trainer.ref_source.store, out)
+                )
             reporter = KubernetesProgressReporter.from_environment() if report_to_kubernetes else None
             if reporter is not None:
                 trainer.sinks.append(reporter)
@@ -108,45 +123,28 @@ def _train(
 def _run_command(args: argparse.Namespace) -> None:
     run = load_run_manifest(args.manifest)
     out = args.out or Path("runs") / run.name
-    mode = run.spec.deployment_mode
-    if mode is DeploymentMode.DISAGGREGATED:
-        _produce_locally(run, out)
+    mode = DeploymentMode.parse(run.spec.deployment_mode.value)
+    if mode.durable:
+        from specforge_trainer.local_launch import launch_local_run
+
+        print(f"specforge run: {run.name} ({mode.value}, processes) -> {out}", file=sys.stderr)
+        launch_local_run(run, args.manifest, out, metadata_url=os.environ.get(METADATA_URL_ENV) or None)
+        print(f"outputs in {out}: checkpoints, metrics.jsonl, loss.png, logs/", file=sys.stderr)
+        return
     print(
         f"specforge run: {run.name} ({mode.value}, {run.spec.training.feature_mode.value}) -> {out}",
         file=sys.stderr,
     )
-    durable = mode is not DeploymentMode.LOCAL_COLOCATED
     _train(
         run,
         mode=mode,
         out=out,
         feature_store=out / "features",
         report_to_kubernetes=False,
-        metadata_db_path=out / "metadata.db" if durable else None,
+        metadata_db_path=None,
         metadata_url=None,
     )
     print(f"outputs in {out}: checkpoints, metrics.jsonl, loss.png", file=sys.stderr)
-
-
-def _produce_locally(run: SpecForgeRun, out: Path) -> None:
-    """A one-machine stand-in for producer pods: precompute and commit refs to the local store."""
-    from specforge_trainer.control_plane import resolve_control_plane
-    from specforge_trainer.produce import produce_features
-
-    _limit_cpu_threads()
-    controller, _ = resolve_control_plane(
-        run.spec.deployment_mode, run.name, metadata_db_path=out / "metadata.db"
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        result = produce_features(
-            run, feature_store_dir=out / "features", controller=controller, trainer_world_size=1
-        )
-    finally:
-        controller.close()
-    print(
-        f"produced {result.produced} samples ({result.bytes_per_sample / 1024:.1f} KiB each)", file=sys.stderr
-    )
 
 
 def _train_command(args: argparse.Namespace) -> None:
@@ -154,43 +152,71 @@ def _train_command(args: argparse.Namespace) -> None:
     mode = DeploymentMode.parse(os.environ.get("SPECFORGE_DEPLOYMENT_MODE", run.spec.deployment_mode.value))
     if mode.value != run.spec.deployment_mode.value:
         raise ValueError(f"SPECFORGE_DEPLOYMENT_MODE={mode.value} disagrees with spec.deploymentMode")
+    metadata_url = os.environ.get(METADATA_URL_ENV) or None
+    if metadata_url and mode.durable:
+        wait_for_redis_store(metadata_url, run.name, _store_wait_s())
     _train(
         run,
         mode=mode,
         out=args.out,
         feature_store=args.feature_store or Path(run.spec.feature_store.path),
         metadata_db_path=None,
-        metadata_url=os.environ.get("SPECFORGE_METADATA_URL") or None,
+        metadata_url=metadata_url,
         report_to_kubernetes=True,
     )
 
 
 def _produce_command(args: argparse.Namespace) -> None:
-    from specforge_trainer.control_plane import resolve_control_plane
     from specforge_trainer.produce import produce_features
 
     run = load_run_manifest(args.config)
     _limit_cpu_threads()
-    metadata_url = os.environ.get("SPECFORGE_METADATA_URL") or None
-    controller = None
-    if run.spec.deployment_mode is not DeploymentMode.LOCAL_COLOCATED and metadata_url:
-        controller, _ = resolve_control_plane(run.spec.deployment_mode, run.name, metadata_url=metadata_url)
+    metadata_url = os.environ.get(METADATA_URL_ENV) or None
+    mode = DeploymentMode.parse(run.spec.deployment_mode.value)
+    if mode.durable and metadata_url:
+        _stream_produce(run, args, metadata_url)
+        return
+    result = produce_features(  # no durable store: only fill the feature store for `specforge train`
+        run,
+        feature_store_dir=args.feature_store or Path(run.spec.feature_store.path),
+        controller=None,
+        trainer_world_size=args.trainer_world_size,
+        shard_index=args.shard_index,
+        num_shards=args.num_shards,
+    )
+    print(
+        f"produced {result.produced} samples ({result.bytes_per_sample / 1024:.1f} KiB of features each), "
+        f"committed {result.committed} refs"
+    )
+
+
+def _stream_produce(run: SpecForgeRun, args: argparse.Namespace, metadata_url: str) -> None:
+    """A producer of a durable run: stream features and refs while the ranks train (backpressured)."""
+    from specforge_trainer.control_plane import resolve_control_plane
+    from specforge_trainer.streaming_produce import stream_shard_of_run
+
+    wait_for_redis_store(metadata_url, run.name, _store_wait_s())
+    controller, _ = resolve_control_plane(run.spec.deployment_mode.value, run.name, metadata_url=metadata_url)
     try:
-        result = produce_features(
+        result = stream_shard_of_run(
             run,
             feature_store_dir=args.feature_store or Path(run.spec.feature_store.path),
             controller=controller,
             trainer_world_size=args.trainer_world_size,
             shard_index=args.shard_index,
             num_shards=args.num_shards,
+            max_unacked_refs=args.max_unacked_refs,
         )
     finally:
-        if controller is not None:
-            controller.close()
+        controller.close()
     print(
-        f"produced {result.produced} samples ({result.bytes_per_sample / 1024:.1f} KiB of features each), "
-        f"committed {result.committed} refs"
+        f"producer {args.shard_index}/{args.num_shards}: computed {result.computed} features, committed "
+        f"{result.committed} refs, {result.skipped} already committed, {result.waited_s:.1f}s paused"
     )
+
+
+def _store_wait_s() -> float:
+    return float(os.environ.get("SPECFORGE_STORE_WAIT_S", str(DEFAULT_STORE_WAIT_S)))
 
 
 _COMMANDS = {"run": _run_command, "train": _train_command, "produce": _produce_command}
@@ -200,9 +226,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         _COMMANDS[args.command](args)
-    except (ManifestError, ValueError, FileNotFoundError, TimeoutError) as error:
+    except (ManifestError, ValueError, FileNotFoundError, TimeoutError, StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except ProcessFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: every process of the run was stopped", file=sys.stderr)
+        return 130
     return 0
 
 
