@@ -1,0 +1,63 @@
+"""Pods the scheduler cannot place → a ``Schedulable`` condition carrying the scheduler's own message.
+
+Without it a run that asks for more GPUs than the cluster has sits in Pending with no explanation; the
+scheduler already wrote why on each pod (``PodScheduled=False``, reason ``Unschedulable``), so the run
+repeats it. No verdict while no pod has been judged yet, so the condition does not flap on creation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SCHEDULABLE_CONDITION = "Schedulable"
+UNSCHEDULABLE_REASON = "Unschedulable"
+SCHEDULED_REASON = "PodsScheduled"
+FINISHED_POD_PHASES = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class Schedulability:
+    schedulable: bool
+    reason: str
+    message: str
+
+
+def _pod_scheduled(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled":
+            return condition
+    return None
+
+
+def pod_schedulability(pods: Iterable[Mapping[str, Any]]) -> Schedulability | None:
+    """Whether the run's live pods are scheduled; None when there is nothing to judge yet."""
+    live = [
+        pod
+        for pod in pods
+        if (pod.get("status") or {}).get("phase") not in FINISHED_POD_PHASES
+        and not pod["metadata"].get("deletionTimestamp")
+    ]
+    if not live:
+        return None
+    unschedulable = []
+    scheduled = 0
+    for pod in sorted(live, key=lambda pod: pod["metadata"]["name"]):
+        condition = _pod_scheduled(pod)
+        if condition is None:
+            continue
+        if condition.get("status") == "True":
+            scheduled += 1
+        elif condition.get("reason") == UNSCHEDULABLE_REASON:
+            unschedulable.append((pod["metadata"]["name"], condition.get("message") or "no message"))
+    if unschedulable:
+        name, message = unschedulable[0]
+        return Schedulability(
+            False,
+            UNSCHEDULABLE_REASON,
+            f"{len(unschedulable)} of {len(live)} pods cannot be scheduled; pod {name}: {message}",
+        )
+    if scheduled == len(live):
+        return Schedulability(True, SCHEDULED_REASON, f"all {scheduled} pods are scheduled")
+    return None

@@ -1,0 +1,62 @@
+"""Active and pre-running deadlines, table-driven."""
+
+from __future__ import annotations
+
+import pytest
+from specforge_operator.policies.deadlines import (
+    DEADLINE_EXCEEDED,
+    PRE_RUNNING_DEADLINE_EXCEEDED,
+    active_deadline_failure,
+    pre_running_deadline_failure,
+)
+from unit.operator.policies.builders import at
+
+# (deadline, start offset or None, now offset) → fails?
+ACTIVE = {
+    "no deadline": ((None, 0, 10_000), False),
+    "not started": ((60, None, 10_000), False),
+    "before the deadline": ((60, 0, 59), False),
+    "at the deadline": ((60, 0, 60), True),
+    "past the deadline": ((60, 0, 61), True),
+}
+
+
+@pytest.mark.parametrize(("given", "fails"), ACTIVE.values(), ids=ACTIVE.keys())
+def test_active_deadline(given: tuple, fails: bool) -> None:
+    deadline, start, now = given
+    failure = active_deadline_failure(
+        deadline_seconds=deadline, start_time=None if start is None else at(start), now=at(now)
+    )
+    assert (failure is not None) == fails
+    if failure:
+        assert failure.reason == DEADLINE_EXCEEDED
+        assert f"activeDeadlineSeconds {deadline}" in failure.message
+
+
+# (deadline, workload created, running time, suspended by user, now) → fails?
+PRE_RUNNING = {
+    "no deadline": ((None, 0, None, False, 10_000), False),
+    "no workload yet": ((30, None, None, False, 10_000), False),
+    "waiting, within the deadline": ((30, 0, None, False, 29), False),
+    "waiting, past the deadline": ((30, 0, None, False, 31), True),
+    "this workload ran": ((30, 0, 5, False, 1000), False),
+    "an earlier workload ran, this one never did": ((30, 100, 5, False, 131), True),
+    "suspended by the user": ((30, 0, None, True, 1000), False),
+}
+
+
+@pytest.mark.parametrize(("given", "fails"), PRE_RUNNING.values(), ids=PRE_RUNNING.keys())
+def test_pre_running_deadline(given: tuple, fails: bool) -> None:
+    deadline, created, running, suspended, now = given
+    failure = pre_running_deadline_failure(
+        deadline_seconds=deadline,
+        workload_created=None if created is None else at(created),
+        running_time=None if running is None else at(running),
+        suspended_by_user=suspended,
+        waiting_for="0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+        now=at(now),
+    )
+    assert (failure is not None) == fails
+    if failure:
+        assert failure.reason == PRE_RUNNING_DEADLINE_EXCEEDED
+        assert failure.message.endswith("3 Insufficient nvidia.com/gpu."), failure.message
