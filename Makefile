@@ -74,22 +74,23 @@ e2e-kind: deps ## On a Docker host: kind cluster + training-operator + chart, th
 	hack/e2e-kind.sh
 
 .PHONY: crds
-crds: deps ## Regenerate crds/ and the Helm chart's copy from the SpecForgeRun API models
+crds: deps ## Regenerate everything derived from the API models: crds/, the chart's copy, docs/spec-reference.md
 	$(BIN)/python -m specforge_operator.crd --output crds/specforgeruns.specforge.io.yaml
 	$(BIN)/python -m specforge_operator.crd --output $(CHART_DIR)/crds/specforgeruns.specforge.io.yaml
+	$(BIN)/python -m specforge_operator.spec_reference --output docs/spec-reference.md
 
 .PHONY: verify-crds
-verify-crds: deps ## Fail when crds/ differs from what the API models generate
+verify-crds: deps ## Fail when crds/, the chart's CRD or docs/spec-reference.md differ from what the API models generate
 	$(BIN)/python -m specforge_operator.crd --check crds/specforgeruns.specforge.io.yaml
 	$(BIN)/python -m specforge_operator.crd --check $(CHART_DIR)/crds/specforgeruns.specforge.io.yaml
+	$(BIN)/python -m specforge_operator.spec_reference --check docs/spec-reference.md
 
 .PHONY: operator-run
 operator-run: deps ## Run the operator against the current kubeconfig (all namespaces)
 	$(BIN)/python -m specforge_operator --all-namespaces
 
 .PHONY: docs
-docs: deps ## Regenerate docs/spec-reference.md from the SpecForgeRun API models
-	$(BIN)/python -m specforge_operator.spec_reference --output docs/spec-reference.md
+docs: crds ## Regenerate docs/spec-reference.md (with everything else derived from the API models)
 
 .PHONY: image
 image: ## Build the operator and trainer images (needs Docker with BuildKit; not available on every host)

@@ -11,9 +11,7 @@ one fails generation instead of shipping a CRD that ``kubectl explain`` cannot e
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -31,6 +29,7 @@ from specforge_operator.api.run import (
 )
 from specforge_operator.api.spec import SpecForgeRunSpec
 from specforge_operator.api.status import SpecForgeRunStatus
+from specforge_operator.generated_file import generated_file_main
 from specforge_operator.yaml_output import dump_yaml
 
 CRD_FILE_NAME = f"{PLURAL}.{GROUP}.yaml"
@@ -188,24 +187,9 @@ def render_crd_yaml() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--output", type=Path, help="write the CRD to this file")
-    group.add_argument("--check", type=Path, help="fail when this file differs from the generated CRD")
-    args = parser.parse_args(argv)
-    generated = render_crd_yaml()
-    if args.check:
-        current = args.check.read_text() if args.check.exists() else ""
-        if current != generated:
-            print(f"{args.check} is stale: run `make crds` and commit the result", file=sys.stderr)
-            return 1
-        return 0
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(generated)
-    else:
-        sys.stdout.write(generated)
-    return 0
+    return generated_file_main(
+        argv, description=__doc__.splitlines()[0], what="CRD", make_target="crds", generate=render_crd_yaml
+    )
 
 
 if __name__ == "__main__":

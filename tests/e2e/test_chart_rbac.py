@@ -21,13 +21,9 @@ from typing import Any
 import pytest
 import yaml
 from e2e.conftest import KWOK_FAIL_ANNOTATION, KWOK_RUN_DURATION_ANNOTATION
+from e2e.specforgerun import test_lifecycle as lifecycle
 from e2e.specforgerun.conftest import EXAMPLES, Runs, condition, load_example, wait_for
-from e2e.specforgerun.test_lifecycle import (
-    bind_volume_for_redis,
-    expected_children,
-    owned_children,
-    with_pod_annotations,
-)
+from e2e.specforgerun.test_lifecycle import owned_children, with_pod_annotations
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -221,52 +217,18 @@ def test_rendered_chart_passes_server_side_dry_run(
 def test_every_example_runs_under_the_charts_service_account(
     example: Path, chart: ChartInstall, kube_api: k8s_client.ApiClient, tmp_path: Path
 ) -> None:
+    """The operator lifecycle e2e flow (exact children, Running, Succeeded, GC), with the chart's identity."""
     namespace = chart.watched[0]
-    runs, kube = Runs(kube_api, namespace), KubeApi(kube_api)
-    manifest = with_pod_annotations(load_example(example), {KWOK_RUN_DURATION_ANNOTATION: "4s"})
-    name = manifest["metadata"]["name"]
-    expected = expected_children(manifest)
-    pv_name = None
-    if ("PersistentVolumeClaim", f"{name}-redis-data") in expected:
-        pv_name = bind_volume_for_redis(kube_api, namespace, name, tmp_path)
-    try:
-        created = runs.create(manifest)
-        children = wait_for(
-            lambda: (found := owned_children(kube, namespace, created)) and set(found) == expected and found,
-            f"exactly the children {sorted(expected)}",
-            timeout=60,
-        )
-        for (kind, _), child in children.items():
-            for template in _pod_templates(kind, child):
-                for container in template["spec"]["containers"]:
-                    context = container["securityContext"]
-                    assert context["runAsNonRoot"] is True and context["allowPrivilegeEscalation"] is False
-                    assert context["capabilities"] == {"drop": ["ALL"]}
-        runs.wait_phase(name, "Running", timeout=60)
-        done = runs.wait_phase(name, "Succeeded", timeout=90)
-        assert condition(done, "Succeeded")["status"] == "True"
-        runs.delete(name)
-        # A minute more than GC needs: kopf's finalizer removal can lose a race with the resync timer and
-        # is then retried after kopf's backoff (seen with any identity; reported to the operator's owner).
-        wait_for(
-            lambda: not owned_children(kube, namespace, created),
-            "garbage collection of every child",
-            timeout=120,
-        )
-    except BaseException:
-        print(chart.operator.log_tail())
-        raise
-    finally:
-        if pv_name:
-            k8s_client.CoreV1Api(kube_api).delete_persistent_volume(pv_name)
+    lifecycle.test_example_run_lifecycle(
+        example, kube_api, KubeApi(kube_api), Runs(kube_api, namespace), namespace, chart.operator, tmp_path
+    )
 
 
-def _pod_templates(kind: str, child: dict[str, Any]) -> list[dict[str, Any]]:
-    if kind in ("Job", "Deployment"):
-        return [child["spec"]["template"]]
-    if kind == "PyTorchJob":
-        return [replica["template"] for replica in child["spec"]["pytorchReplicaSpecs"].values()]
-    return []
+def assert_hardened(template: dict[str, Any]) -> None:
+    for container in template["spec"]["containers"]:
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] is True and context["allowPrivilegeEscalation"] is False, context
+        assert context["capabilities"] == {"drop": ["ALL"]}, context
 
 
 def test_failed_pod_reason_reaches_the_status(chart: ChartInstall, kube_api: k8s_client.ApiClient) -> None:
@@ -318,6 +280,8 @@ def test_models_pvc_example_feeds_a_run(
         "the trainer PyTorchJob (created once the run's Redis is ready)",
         timeout=60,
     )
+    for replica in job["spec"]["pytorchReplicaSpecs"].values():
+        assert_hardened(replica["template"])
     pod = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
     claims = {
         volume["name"]: volume.get("persistentVolumeClaim", {}).get("claimName") for volume in pod["volumes"]
