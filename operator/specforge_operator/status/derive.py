@@ -1,7 +1,7 @@
 """Children (+ the previous status) → the operator's part of the run status, and the events to post.
 
 Pure: the reconciler gathers observations, this decides. Precedence, first match wins: an already
-finished run stays finished; a failed workload or producer Job fails the run; a succeeded workload
+finished run stays finished; a verdict of the run policies (deadlines, gang restarts, queue admission); a failed workload or producer Job fails the run; a succeeded workload
 succeeds it; ``suspend`` suspends it; a managed store that is not ready keeps it Provisioning; then the
 workload's own state (absent → Provisioning, pods pending → Pending, running → Running).
 ``status.progress`` belongs to the trainer and is never part of the result.
@@ -9,7 +9,8 @@ workload's own state (absent → Provisioning, pods pending → Pending, running
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from specforge_operator.api.run import SpecForgeRun
@@ -30,6 +31,11 @@ class Observed:
     children: list[dict[str, str]]  # ChildReference wire form of the children that exist
     store_endpoint: str | None
     pod_failure: str | None = None  # "pod X: reason (exit code N)" of a failed pod, when known
+    # What the run policies (specforge_operator.policies) decided: a verdict that overrides the children's,
+    # extra conditions (Schedulable) and the status fields they keep (restarts, runningTime).
+    policy_verdict: Verdict | None = None
+    policy_conditions: tuple[ConditionUpdate, ...] = ()
+    policy_status: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class Verdict:
 
 
 def _verdict(run: SpecForgeRun, observed: Observed) -> Verdict:
+    if observed.policy_verdict is not None:
+        return observed.policy_verdict
     workload, producers = observed.workload, observed.producers
     if workload.state is WorkloadState.FAILED:
         detail = "; ".join(part for part in (workload.message, observed.pod_failure) if part)
@@ -113,7 +121,9 @@ def derive_status(run: SpecForgeRun, observed: Observed, now: str) -> tuple[dict
                 verdict.message if holds else "",
             )
         )
+    updates.extend(observed.policy_conditions)
     status: dict[str, Any] = {
+        **observed.policy_status,
         "phase": verdict.phase.value,
         "conditions": merge_conditions(
             previous.get("conditions", []), updates, now=now, generation=generation
