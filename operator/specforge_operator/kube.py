@@ -117,12 +117,14 @@ class KubeApi:
         path = collection_path(api_version, kind, namespace)
         return self._call("GET", path, query=[("labelSelector", label_selector)]).get("items", [])
 
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
+    def delete(
+        self, api_version: str, kind: str, namespace: str, name: str, *, propagation: str = "Background"
+    ) -> None:
         try:
             self._call(
                 "DELETE",
                 f"{collection_path(api_version, kind, namespace)}/{name}",
-                body={"propagationPolicy": "Background"},
+                body={"propagationPolicy": propagation},
             )
         except ApiException as error:
             if error.status != 404:

@@ -10,6 +10,7 @@ the caller posts them after the status write.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import threading
 from collections.abc import Callable, Mapping
@@ -20,9 +21,22 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from specforge_operator.api.manifest import parse_run_manifest
-from specforge_operator.api.run import SpecForgeRun
+from specforge_operator.api.run import API_VERSION, KIND, SpecForgeRun
 from specforge_operator.api.status import SpecForgeRunStatus
 from specforge_operator.kube import RESOURCE_PLURALS, KubeApi
+from specforge_operator.policies.evaluate import PolicyInputs, PolicyOutcome, evaluate_policies
+from specforge_operator.policies.queueing import (
+    SuspendOwnership,
+    is_queue_managed,
+    suspend_ownership,
+    suspend_path,
+    with_suspend,
+)
+from specforge_operator.policies.schedulability import (
+    SCHEDULABLE_CONDITION,
+    Schedulability,
+    pod_schedulability,
+)
 from specforge_operator.render import ChildKey, ChildrenPlan, child_key, plan_children
 from specforge_operator.render.meta import COMPONENT_LABEL, RUN_LABEL, ChildNames
 from specforge_operator.render.producers import PRODUCER_COMPONENT
@@ -102,12 +116,12 @@ class Reconciler:
             existing[("v1", "Secret", plan.auth_secret)] = self._ensure_auth_secret(run)
         events: list[Event] = []
         for manifest in plan.to_apply:
-            self._apply_into(manifest, existing, events)
+            self._apply_into(run, manifest, existing, events)
         redis = existing.get(("apps/v1", "Deployment", ChildNames(run.name).redis))
         store_ready = plan.store is None or plan.store.managed is None or store_is_ready(redis)
         if plan.held_back and store_ready:
             for manifest in plan.held_back:
-                self._apply_into(manifest, existing, events)
+                self._apply_into(run, manifest, existing, events)
         elif plan.held_back:
             for manifest in plan.held_back:  # the store went away after the workload started
                 found = self._kube.get(*child_key(manifest)[:2], run.namespace, manifest["metadata"]["name"])
@@ -119,17 +133,89 @@ class Reconciler:
         else:
             events = []  # apply warnings are news once per spec change, not on every resync
         observed = self._observe(run, plan, existing, store_ready)
-        status, derived_events = derive_status(run, observed, self._clock())
+        now = self._clock()
+        outcome = self._evaluate_policies(run, observed, existing, now)
+        if outcome.delete_run:
+            self._kube.delete(API_VERSION, KIND, run.namespace, run.name)
+            return ReconcileResult(run, {}, [], False)
+        observed = dataclasses.replace(
+            observed,
+            policy_verdict=outcome.verdict,
+            policy_conditions=outcome.conditions,
+            policy_status=outcome.status_fields,
+        )
+        status, derived_events = derive_status(run, observed, now)
         previous = operator_fields(run.status.to_wire()) if run.status else None
         written = status != previous
         if written:
             self._kube.patch_run_status(run.namespace, run.name, status)
         self._written[run.metadata.uid or ""] = status
-        return ReconcileResult(run, status, events + derived_events, written)
+        self._carry_out(run, outcome)  # after the status write, so a restart is counted before it happens
+        return ReconcileResult(run, status, events + derived_events + list(outcome.events), written)
+
+    def _evaluate_policies(
+        self, run: SpecForgeRun, observed: Observed, existing: dict[ChildKey, dict[str, Any]], now: str
+    ) -> PolicyOutcome:
+        workload_api = workload_for(run.spec.deployment_mode)
+        workload = existing.get((workload_api.api_version, workload_api.kind, ChildNames(run.name).trainer))
+        metadata = (workload or {}).get("metadata") or {}
+        created = metadata.get("creationTimestamp")
+        return evaluate_policies(
+            PolicyInputs(
+                run=run,
+                workload=observed.workload,
+                workload_uid=metadata.get("uid"),
+                workload_created=datetime.fromisoformat(created) if created else None,
+                gang_restarts=workload_api.kind == "PyTorchJob",
+                failure_detail=observed.pod_failure or "",
+                schedulability=self._schedulability(run, observed),
+                now=datetime.fromisoformat(now),
+            )
+        )
+
+    def _schedulability(self, run: SpecForgeRun, observed: Observed) -> Schedulability | None:
+        """Pods are listed only while some are pending, or to clear an earlier Schedulable=False."""
+        pending = [observed.workload, *([observed.producers] if observed.producers else [])]
+        previously_unschedulable = any(
+            c.type == SCHEDULABLE_CONDITION and c.status == "False"
+            for c in (run.status.conditions if run.status else [])
+        )
+        if not previously_unschedulable and all(w.state is not WorkloadState.PENDING for w in pending):
+            return None
+        return pod_schedulability(self._kube.list("v1", "Pod", run.namespace, f"{RUN_LABEL}={run.name}"))
+
+    def _carry_out(self, run: SpecForgeRun, outcome: PolicyOutcome) -> None:
+        names = ChildNames(run.name)
+        workload_api = workload_for(run.spec.deployment_mode)
+        if outcome.delete_trainer_workload or outcome.stop_workloads:
+            # Foreground: the workload goes only after its pods, so no old rank overlaps a new one.
+            self._kube.delete(
+                workload_api.api_version,
+                workload_api.kind,
+                run.namespace,
+                names.trainer,
+                propagation="Foreground",
+            )
+        if outcome.stop_workloads and run.spec.producers is not None:
+            self._kube.delete("batch/v1", "Job", run.namespace, names.producers)
 
     def _apply_into(
-        self, manifest: dict[str, Any], existing: dict[ChildKey, dict[str, Any]], events: list[Event]
+        self,
+        run: SpecForgeRun,
+        manifest: dict[str, Any],
+        existing: dict[ChildKey, dict[str, Any]],
+        events: list[Event],
     ) -> None:
+        if is_queue_managed(run) and suspend_path(manifest) is not None:
+            found = self._kube.get(*child_key(manifest)[:2], run.namespace, manifest["metadata"]["name"])
+            ownership = suspend_ownership(run, workload_exists=found is not None)
+            if ownership is SuspendOwnership.CREATE_SUSPENDED:
+                created = self._kube.create(with_suspend(manifest, ownership))
+                if created is not None:
+                    existing[child_key(manifest)] = created
+                    return
+                ownership = SuspendOwnership.QUEUE  # created meanwhile by another reconcile
+            manifest = with_suspend(manifest, ownership)
         try:
             existing[child_key(manifest)] = self._kube.apply(manifest)
         except ApiException as error:

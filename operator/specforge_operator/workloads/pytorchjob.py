@@ -3,6 +3,12 @@
 One Master plus ``replicas - 1`` Workers; ``nprocPerNode`` equals the GPUs per replica (one process on
 CPU-only pods), so torchrun starts one rank per GPU. The container must be named ``pytorch`` for the
 training-operator to inject the rendezvous environment.
+
+Ranks never restart one by one (``restartPolicy: Never``, ``backoffLimit: 0``): a rank restarted alone
+would wait forever in a collective its peers left. The first failed rank fails the whole PyTorchJob, and
+the operator's gang-restart policy (``specforge_operator.policies.restart``) recreates it, counting
+against ``runPolicy.backoffLimit``; deadlines and TTL are run-level policies too, so they are not copied
+here (a recreated PyTorchJob would restart their clocks).
 """
 
 from __future__ import annotations
@@ -32,29 +38,24 @@ class PyTorchJobWorkload:
             container_name=CONTAINER_NAME,
             command=trainer_command(run),
             labels=labels(run, TRAINER_COMPONENT),
-            restart_policy="OnFailure",
+            restart_policy="Never",
             store=store,
             service_account=names.trainer,
         )
         replica_specs: dict[str, Any] = {
-            "Master": {"replicas": 1, "restartPolicy": "OnFailure", "template": template}
+            "Master": {"replicas": 1, "restartPolicy": "Never", "template": template}
         }
         if trainer.replicas > 1:
             replica_specs["Worker"] = {
                 "replicas": trainer.replicas - 1,
-                "restartPolicy": "OnFailure",
+                "restartPolicy": "Never",
                 "template": template,
             }
-        policy = run.spec.run_policy
         run_policy: dict[str, Any] = {
-            "backoffLimit": policy.backoff_limit,
+            "backoffLimit": 0,
             "cleanPodPolicy": "None",
             "suspend": run.spec.suspend,
         }
-        if policy.ttl_seconds_after_finished is not None:
-            run_policy["ttlSecondsAfterFinished"] = policy.ttl_seconds_after_finished
-        if policy.active_deadline_seconds is not None:
-            run_policy["activeDeadlineSeconds"] = policy.active_deadline_seconds
         scheduling = run.spec.scheduling
         if scheduling.priority_class_name or scheduling.queue_name:
             run_policy["schedulingPolicy"] = {

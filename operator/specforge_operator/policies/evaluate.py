@@ -1,0 +1,145 @@
+"""All run policies together: from one reconcile's observations to a verdict, conditions and actions.
+
+The order is the precedence: a finished run only waits for its TTL; an expired deadline fails the run
+(and stops its pods); a failed rank restarts every rank, or fails the run past ``backoffLimit``; a
+workload a queue holds suspended is waiting for admission. The ``Schedulable`` condition is reported
+alongside whichever of these holds. Pure: the reconciler gathers the inputs and carries out the actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from specforge_operator.api.run import SpecForgeRun
+from specforge_operator.api.status import Phase
+from specforge_operator.policies.deadlines import active_deadline_failure, pre_running_deadline_failure
+from specforge_operator.policies.queueing import WAITING_FOR_ADMISSION, admission_message
+from specforge_operator.policies.restart import RestartAction, decide_restart
+from specforge_operator.policies.schedulability import SCHEDULABLE_CONDITION, Schedulability
+from specforge_operator.policies.ttl import ttl_expired
+from specforge_operator.status.conditions import ConditionUpdate
+from specforge_operator.status.derive import Event, Verdict
+from specforge_operator.workloads.base import WorkloadObservation, WorkloadState
+
+
+@dataclass(frozen=True)
+class PolicyInputs:
+    run: SpecForgeRun
+    workload: WorkloadObservation
+    workload_uid: str | None
+    workload_created: datetime | None
+    gang_restarts: bool  # the workload fails as a whole on a rank failure and is restarted by the operator
+    failure_detail: str  # the failed pod's reason, when the workload failed
+    schedulability: Schedulability | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class PolicyOutcome:
+    verdict: Verdict | None = None  # overrides the phase derived from the children
+    conditions: tuple[ConditionUpdate, ...] = ()
+    status_fields: Mapping[str, Any] = field(default_factory=dict)
+    events: tuple[Event, ...] = ()
+    delete_trainer_workload: bool = False  # restart every rank (gang restart)
+    stop_workloads: bool = False  # the run failed by policy: delete trainer and producers
+    delete_run: bool = False
+
+
+def _wire_time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _schedulable(inputs: PolicyInputs) -> tuple[tuple[ConditionUpdate, ...], tuple[Event, ...]]:
+    verdict = inputs.schedulability
+    if verdict is None:
+        return (), ()
+    condition = ConditionUpdate(SCHEDULABLE_CONDITION, verdict.schedulable, verdict.reason, verdict.message)
+    previous = next(
+        (
+            c
+            for c in (inputs.run.status.conditions if inputs.run.status else [])
+            if c.type == SCHEDULABLE_CONDITION
+        ),
+        None,
+    )
+    # One warning per episode (and a message change within it), not one per reconcile.
+    news = previous is None or previous.status != "False" or previous.message != verdict.message
+    events = (Event("Warning", verdict.reason, verdict.message),) if not verdict.schedulable and news else ()
+    return (condition,), events
+
+
+def _waiting_for(inputs: PolicyInputs) -> str:
+    if inputs.schedulability is not None and not inputs.schedulability.schedulable:
+        return inputs.schedulability.message
+    if inputs.workload.state is WorkloadState.SUSPENDED:
+        return admission_message(inputs.run)
+    return inputs.workload.message or "the pods are pending"
+
+
+def evaluate_policies(inputs: PolicyInputs) -> PolicyOutcome:
+    run, workload, now = inputs.run, inputs.workload, inputs.now
+    status = run.status
+    policy = run.spec.run_policy
+    if status is not None and status.phase is not None and status.phase.is_finished:
+        expired = ttl_expired(
+            ttl_seconds=policy.ttl_seconds_after_finished, completion_time=status.completion_time, now=now
+        )
+        return PolicyOutcome(delete_run=expired)
+
+    running_time = status.running_time if status else None
+    if workload.state is WorkloadState.RUNNING and (
+        running_time is None
+        or (inputs.workload_created is not None and running_time < inputs.workload_created)
+    ):
+        running_time = now
+    fields: dict[str, Any] = {}
+    if running_time is not None:
+        fields["runningTime"] = _wire_time(running_time)
+    restarts = (status.restarts if status else None) or 0
+    last_failed = status.last_failed_workload_uid if status else None
+    conditions, events = _schedulable(inputs)
+
+    def outcome(**kwargs: Any) -> PolicyOutcome:
+        if restarts or last_failed:
+            fields.update(restarts=restarts, lastFailedWorkloadUid=last_failed)
+        return PolicyOutcome(conditions=conditions, status_fields=fields, events=events, **kwargs)
+
+    failure = active_deadline_failure(
+        deadline_seconds=policy.active_deadline_seconds,
+        start_time=status.start_time if status else None,
+        now=now,
+    ) or pre_running_deadline_failure(
+        deadline_seconds=policy.pre_running_deadline_seconds,
+        workload_created=inputs.workload_created,
+        running_time=running_time,
+        suspended_by_user=run.spec.suspend,
+        waiting_for=_waiting_for(inputs),
+        now=now,
+    )
+    if failure is not None and workload.state not in (WorkloadState.SUCCEEDED, WorkloadState.ABSENT):
+        return outcome(verdict=Verdict(Phase.FAILED, failure.reason, failure.message), stop_workloads=True)
+
+    if inputs.gang_restarts:
+        decision = decide_restart(
+            workload_failed=workload.state is WorkloadState.FAILED,
+            workload_uid=inputs.workload_uid,
+            failure="; ".join(part for part in (workload.message, inputs.failure_detail) if part),
+            restarts=restarts,
+            last_failed_workload_uid=last_failed,
+            backoff_limit=policy.backoff_limit,
+        )
+        restarts, last_failed = decision.restarts, decision.failed_workload_uid
+        if decision.action is RestartAction.GIVE_UP:
+            return outcome(verdict=Verdict(Phase.FAILED, decision.reason, decision.message))
+        if decision.action is not RestartAction.NONE:
+            return outcome(
+                verdict=Verdict(Phase.RESTARTING, decision.reason, decision.message),
+                delete_trainer_workload=True,  # again on WAIT: the operator may have died before deleting
+            )
+
+    if workload.state is WorkloadState.SUSPENDED and not run.spec.suspend:
+        return outcome(verdict=Verdict(Phase.PENDING, WAITING_FOR_ADMISSION, admission_message(run)))
+    return outcome()
