@@ -1,0 +1,177 @@
+"""The policies together: precedence, the status fields they keep, and the actions they ask for."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+from specforge_operator.api.status import Phase, SpecForgeRunStatus
+from specforge_operator.policies.evaluate import PolicyInputs, PolicyOutcome, evaluate_policies
+from specforge_operator.policies.schedulability import Schedulability
+from specforge_operator.workloads.base import WorkloadObservation, WorkloadState
+from unit.operator.builders import build_run
+from unit.operator.policies.builders import at
+
+UNSCHEDULABLE = Schedulability(False, "Unschedulable", "1 of 1 pods cannot be scheduled; pod p: no GPUs")
+
+
+def inputs(
+    *,
+    state: WorkloadState = WorkloadState.PENDING,
+    status: dict[str, Any] | None = None,
+    run_policy: dict[str, Any] | None = None,
+    schedulability: Schedulability | None = None,
+    now: float = 100,
+    created: float | None = 0,
+    uid: str = "w1",
+    **spec: Any,
+) -> PolicyInputs:
+    run = build_run("dataflow_colocated", runPolicy=run_policy or {}, **spec)
+    if status is not None:
+        run = run.model_copy(update={"status": SpecForgeRunStatus.model_validate(status)})
+    return PolicyInputs(
+        run=run,
+        workload=WorkloadObservation(
+            state, message="1 Master replica(s) failed" if state == "Failed" else ""
+        ),
+        workload_uid=uid,
+        workload_created=None if created is None else at(created),
+        gang_restarts=True,
+        failure_detail="pod demo-trainer-master-0: Error (exit code 1)",
+        schedulability=schedulability,
+        now=at(now),
+    )
+
+
+def wire(offset: float) -> str:
+    return at(offset).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def summary(outcome: PolicyOutcome) -> tuple:
+    verdict = outcome.verdict
+    return (
+        (verdict.phase, verdict.reason) if verdict else None,
+        outcome.delete_trainer_workload,
+        outcome.stop_workloads,
+        outcome.delete_run,
+    )
+
+
+CASES = {
+    "pending, no policy applies": (inputs(), (None, False, False, False)),
+    "rank failed: restart every rank": (
+        inputs(state=WorkloadState.FAILED),
+        ((Phase.RESTARTING, "RestartingAllRanks"), True, False, False),
+    ),
+    "restart already counted: delete again, do not count": (
+        inputs(state=WorkloadState.FAILED, status={"restarts": 1, "lastFailedWorkloadUid": "w1"}),
+        ((Phase.RESTARTING, "RestartingAllRanks"), True, False, False),
+    ),
+    "backoff limit spent": (
+        inputs(
+            state=WorkloadState.FAILED,
+            uid="w3",
+            run_policy={"backoffLimit": 2},
+            status={"restarts": 2, "lastFailedWorkloadUid": "w2"},
+        ),
+        ((Phase.FAILED, "BackoffLimitExceeded"), False, False, False),
+    ),
+    "active deadline beats a restart": (
+        inputs(
+            state=WorkloadState.FAILED,
+            run_policy={"activeDeadlineSeconds": 50},
+            status={"startTime": wire(0)},
+        ),
+        ((Phase.FAILED, "DeadlineExceeded"), False, True, False),
+    ),
+    "pods never started: pre-running deadline": (
+        inputs(run_policy={"preRunningDeadlineSeconds": 30}, schedulability=UNSCHEDULABLE),
+        ((Phase.FAILED, "PreRunningDeadlineExceeded"), False, True, False),
+    ),
+    "suspended by the user: no pre-running deadline": (
+        inputs(state=WorkloadState.SUSPENDED, run_policy={"preRunningDeadlineSeconds": 30}, suspend=True),
+        (None, False, False, False),
+    ),
+    "suspended by a queue: waiting for admission": (
+        inputs(state=WorkloadState.SUSPENDED, scheduling={"queueName": "team-a"}),
+        ((Phase.PENDING, "WaitingForQueueAdmission"), False, False, False),
+    ),
+    "finished within its TTL": (
+        inputs(
+            run_policy={"ttlSecondsAfterFinished": 60},
+            status={"phase": "Succeeded", "completionTime": wire(50)},
+        ),
+        (None, False, False, False),
+    ),
+    "finished past its TTL: delete the run": (
+        inputs(
+            run_policy={"ttlSecondsAfterFinished": 60},
+            status={"phase": "Failed", "completionTime": wire(40)},
+        ),
+        (None, False, False, True),
+    ),
+}
+
+
+@pytest.mark.parametrize(("given", "expected"), CASES.values(), ids=CASES.keys())
+def test_precedence_and_actions(given: PolicyInputs, expected: tuple) -> None:
+    assert summary(evaluate_policies(given)) == expected
+
+
+def test_restart_count_and_failed_uid_are_kept_in_status() -> None:
+    outcome = evaluate_policies(inputs(state=WorkloadState.FAILED, uid="w7", status={"restarts": 1}))
+    assert outcome.status_fields == {"restarts": 2, "lastFailedWorkloadUid": "w7"}
+    healthy = evaluate_policies(
+        inputs(
+            state=WorkloadState.RUNNING,
+            uid="w8",
+            created=90,
+            status={"restarts": 2, "lastFailedWorkloadUid": "w7"},
+        )
+    )
+    assert healthy.status_fields == {"restarts": 2, "lastFailedWorkloadUid": "w7", "runningTime": wire(100)}
+
+
+def test_running_time_moves_only_for_a_new_workload() -> None:
+    kept = evaluate_policies(inputs(state=WorkloadState.RUNNING, created=0, status={"runningTime": wire(10)}))
+    assert kept.status_fields["runningTime"] == wire(10)
+    renewed = evaluate_policies(
+        inputs(state=WorkloadState.RUNNING, created=50, status={"runningTime": wire(10)})
+    )
+    assert renewed.status_fields["runningTime"] == wire(100)
+
+
+def test_unschedulable_warns_once_per_message() -> None:
+    first = evaluate_policies(inputs(schedulability=UNSCHEDULABLE))
+    (condition,) = first.conditions
+    assert (condition.type, condition.status, condition.message) == (
+        "Schedulable",
+        False,
+        UNSCHEDULABLE.message,
+    )
+    assert [(e.type, e.reason) for e in first.events] == [("Warning", "Unschedulable")]
+    previous = {
+        "conditions": [
+            {
+                "type": "Schedulable",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": UNSCHEDULABLE.message,
+                "lastTransitionTime": wire(0),
+            }
+        ]
+    }
+    assert evaluate_policies(inputs(schedulability=UNSCHEDULABLE, status=previous)).events == ()
+    cleared = evaluate_policies(
+        inputs(
+            schedulability=Schedulability(True, "PodsScheduled", "all 1 pods are scheduled"), status=previous
+        )
+    )
+    assert [(c.status, c.reason) for c in cleared.conditions] == [
+        (True, "PodsScheduled")
+    ] and not cleared.events
+
+
+def test_times_are_utc_aware() -> None:
+    assert isinstance(at(0), datetime) and at(0).tzinfo is not None
