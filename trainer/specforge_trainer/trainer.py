@@ -145,9 +145,11 @@ class Trainer:
                 report = self.train_step(refs)
                 self.counters.step += 1
                 self.counters.steps_done_in_epoch += 1
+                self.reports.append(report)  # before the checkpoint, which carries the reports so far
                 saved = self.maybe_checkpoint()
                 self.finish_refs(refs, optimizer_durable=saved)
-                self.report(report)
+                for sink in self.sinks:
+                    sink.on_step(report)
             self.counters.epoch += 1
             self.counters.steps_done_in_epoch = 0
         for sink in self.sinks:
@@ -219,11 +221,6 @@ class Trainer:
         indices = self.schedule.rank_steps(epoch, self.context.rank)[in_epoch]
         ids = [s for s in step_sample_ids(epoch, indices) if self.controller.store.is_committed(s)]
         self.controller.ack_train_refs(self.trainer_id, ids, global_step=step, optimizer_durable=True)
-
-    def report(self, report: StepReport) -> None:
-        self.reports.append(report)
-        for sink in self.sinks:
-            sink.on_step(report)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def maybe_checkpoint(self) -> bool:
