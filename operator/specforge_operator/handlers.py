@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,12 +19,18 @@ import kopf
 from specforge_operator.api.manifest import ManifestError
 from specforge_operator.api.run import GROUP, PLURAL, VERSION
 from specforge_operator.kube import KubeApi, load_api_client
+from specforge_operator.metrics import record_reconcile
 from specforge_operator.reconcile import Reconciler
 from specforge_operator.render.meta import RUN_LABEL
 
 RESYNC_SECONDS = float(os.environ.get("SPECFORGE_RESYNC_SECONDS", "60"))
 RUN_RESOURCE = (GROUP, VERSION, PLURAL)
 RETRY_BACKOFF_SECONDS = 2.0
+# A watch stream that delivers nothing (not even a bookmark) for this long is presumed dead and reopened;
+# the API server sends bookmarks about every minute.
+WATCH_INACTIVITY_SECONDS = float(os.environ.get("SPECFORGE_WATCH_INACTIVITY_SECONDS", "90"))
+# How long a replica's peering record counts as alive: a SIGKILLed active replica is replaced after it.
+PEERING_LIFETIME_SECONDS = int(os.environ.get("SPECFORGE_PEERING_LIFETIME_SECONDS", "20"))
 
 
 @kopf.on.startup()
@@ -36,16 +43,25 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.posting.level = logging.WARNING  # our own events say what happened; kopf's would be noise
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.watching.inactivity_timeout = WATCH_INACTIVITY_SECONDS
+    settings.peering.lifetime = PEERING_LIFETIME_SECONDS
     settings.execution.max_workers = int(os.environ.get("SPECFORGE_WORKERS", "8"))
     memo.reconciler = Reconciler(KubeApi(load_api_client()))
 
 
 def _reconcile_and_report(body: kopf.Body, reconciler: Reconciler) -> None:
+    started = time.perf_counter()
     try:
         result = reconciler.reconcile(body)
     except ManifestError as error:
+        record_reconcile("invalid", time.perf_counter() - started)
         kopf.event(body, type="Warning", reason="InvalidSpec", message=str(error))
         raise kopf.PermanentError(str(error)) from error
+    except Exception:
+        record_reconcile("error", time.perf_counter() - started)
+        raise
+    record_reconcile("changed" if result.status_written else "unchanged", time.perf_counter() - started)
     for event in result.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 

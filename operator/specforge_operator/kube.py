@@ -67,6 +67,17 @@ class KubeApi:
         query: list[tuple[str, str]] | None = None,
         content_type: str | None = None,
     ) -> dict[str, Any]:
+        return self._request(method, path, body=body, query=query, content_type=content_type)[1]
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
@@ -83,16 +94,23 @@ class KubeApi:
         if not 200 <= response.status <= 299:
             text = response.data.decode(errors="replace") if response.data else ""
             raise ApiException.from_response(http_resp=response, body=text, data=None)
-        return json.loads(response.data) if response.data else {}
+        return response.status, json.loads(response.data) if response.data else {}
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply under the operator's field manager, taking over conflicting fields."""
+        return self.apply_reporting_creation(manifest)[0]
+
+    def apply_reporting_creation(self, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """:meth:`apply`, also saying whether the object was created by it (HTTP 201) rather than updated."""
         meta = manifest["metadata"]
         path = (
             f"{collection_path(manifest['apiVersion'], manifest['kind'], meta['namespace'])}/{meta['name']}"
         )
         query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
-        return self._call("PATCH", path, body=manifest, query=query, content_type=APPLY_CONTENT_TYPE)
+        status, applied = self._request(
+            "PATCH", path, body=manifest, query=query, content_type=APPLY_CONTENT_TYPE
+        )
+        return applied, status == 201
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Create, or return None when the object already exists."""

@@ -12,8 +12,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def _free_port() -> int:
@@ -31,16 +33,20 @@ class OperatorProcess:
         resync_seconds: float = 60.0,
         workers: int = 8,
         scope_args: Sequence[str] = ("--all-namespaces",),
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.log_path = log_path
         self.liveness_port = _free_port()
+        self.metrics_port = _free_port()
         env = {
             **os.environ,
             "KUBECONFIG": kubeconfig,
             "SPECFORGE_RESYNC_SECONDS": str(resync_seconds),
             "SPECFORGE_WORKERS": str(workers),
+            "SPECFORGE_METRICS_PORT": str(self.metrics_port),
+            **(extra_env or {}),
         }
-        self._log = log_path.open("w")
+        self._log = log_path.open("a")
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -68,6 +74,30 @@ class OperatorProcess:
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"operator not live after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def _samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+        return [
+            (sample.labels, float(sample.value))
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name
+        ]
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of ``name`` matching ``labels`` on the operator's Prometheus endpoint."""
+        return sum(
+            value
+            for sample_labels, value in self._samples(name)
+            if all(sample_labels.get(key) == wanted for key, wanted in labels.items())
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, no peering record withdrawn (a crash, an evicted pod)."""
+        self.process.kill()
+        self.process.wait()
+        self._log.close()
 
     def rss_bytes(self) -> tuple[int, int]:
         """(current, peak) resident set size of the operator process."""

@@ -24,6 +24,7 @@ from specforge_operator.api.manifest import parse_run_manifest
 from specforge_operator.api.run import API_VERSION, KIND, SpecForgeRun
 from specforge_operator.api.status import SpecForgeRunStatus
 from specforge_operator.kube import RESOURCE_PLURALS, KubeApi
+from specforge_operator.metrics import RunCensus, record_child_created
 from specforge_operator.policies.evaluate import PolicyInputs, PolicyOutcome, evaluate_policies
 from specforge_operator.policies.queueing import (
     SuspendOwnership,
@@ -79,11 +80,13 @@ class Reconciler:
         # Last operator-written status per run uid: a child event may carry a parent body older than our
         # own last write, and deriving from it would repeat transitions (and their events).
         self._written: dict[str, dict[str, Any]] = {}
+        self._census = RunCensus()
 
     def forget(self, uid: str) -> None:
         with self._locks_guard:
             self._locks.pop(uid, None)
             self._written.pop(uid, None)
+        self._census.forget(uid)
 
     def reconcile(self, body: Mapping[str, Any]) -> ReconcileResult:
         run = parse_run_manifest(
@@ -150,6 +153,7 @@ class Reconciler:
         if written:
             self._kube.patch_run_status(run.namespace, run.name, status)
         self._written[run.metadata.uid or ""] = status
+        self._census.observe(run.metadata.uid or "", status["phase"], run.spec.deployment_mode.value)
         self._carry_out(run, outcome)  # after the status write, so a restart is counted before it happens
         return ReconcileResult(run, status, events + derived_events + list(outcome.events), written)
 
@@ -210,14 +214,17 @@ class Reconciler:
             found = self._kube.get(*child_key(manifest)[:2], run.namespace, manifest["metadata"]["name"])
             ownership = suspend_ownership(run, workload_exists=found is not None)
             if ownership is SuspendOwnership.CREATE_SUSPENDED:
-                created = self._kube.create(with_suspend(manifest, ownership))
-                if created is not None:
-                    existing[child_key(manifest)] = created
+                suspended = self._kube.create(with_suspend(manifest, ownership))
+                if suspended is not None:
+                    existing[child_key(manifest)] = suspended
+                    self._count_created(run, manifest)
                     return
                 ownership = SuspendOwnership.QUEUE  # created meanwhile by another reconcile
             manifest = with_suspend(manifest, ownership)
         try:
-            existing[child_key(manifest)] = self._kube.apply(manifest)
+            existing[child_key(manifest)], created = self._kube.apply_reporting_creation(manifest)
+            if created:
+                self._count_created(run, manifest)
         except ApiException as error:
             if error.status != 422:
                 raise
@@ -229,6 +236,11 @@ class Reconciler:
             found = self._kube.get(manifest["apiVersion"], kind, manifest["metadata"]["namespace"], name)
             if found is not None:
                 existing[child_key(manifest)] = found
+
+    @staticmethod
+    def _count_created(run: SpecForgeRun, manifest: dict[str, Any]) -> None:
+        known = {(c.api_version, c.kind, c.name) for c in (run.status.children if run.status else [])}
+        record_child_created(manifest["kind"], restored=child_key(manifest) in known)
 
     def _ensure_auth_secret(self, run: SpecForgeRun) -> dict[str, Any]:
         name = ChildNames(run.name).redis_auth
