@@ -47,6 +47,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.inactivity_timeout = WATCH_INACTIVITY_SECONDS
     settings.peering.lifetime = PEERING_LIFETIME_SECONDS
     settings.execution.max_workers = int(os.environ.get("SPECFORGE_WORKERS", "8"))
+    # A run deleted while its resync timer is mid-reconcile keeps kopf's finalizer until the timer is seen
+    # to exit; kopf re-checks every 60 s by default, which held up garbage collection for a minute.
+    settings.background.cancellation_polling = 1.0
     memo.reconciler = Reconciler(KubeApi(load_api_client()))
 
 
