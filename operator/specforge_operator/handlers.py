@@ -97,7 +97,7 @@ def runs_by_name(
 def _child_changed(
     namespace: str, labels: Mapping[str, str], memo: kopf.Memo, runs_by_name: kopf.Index
 ) -> None:
-    for body in runs_by_name.get((namespace, labels[RUN_LABEL]), []):
+    for body in list(runs_by_name.get((namespace, labels[RUN_LABEL]), [])):
         _reconcile_and_report(body, memo.reconciler)
 
 
@@ -111,5 +111,5 @@ _CHILD_FILTER: dict[str, Any] = {"labels": {RUN_LABEL: kopf.PRESENT}}
 def child_changed(
     namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, runs_by_name: kopf.Index, **_: Any
 ) -> None:
-    for run_body in runs_by_name.get((namespace, labels[RUN_LABEL]), []):
+    for run_body in list(runs_by_name.get((namespace, labels[RUN_LABEL]), [])):
         _reconcile_and_report(run_body, memo.reconciler)
