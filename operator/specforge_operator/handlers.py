@@ -18,6 +18,7 @@ import kopf
 
 from specforge_operator.api.manifest import ManifestError
 from specforge_operator.api.run import GROUP, PLURAL, VERSION
+from specforge_operator.api.status import Phase
 from specforge_operator.kube import KubeApi, load_api_client
 from specforge_operator.metrics import record_reconcile
 from specforge_operator.reconcile import Reconciler
@@ -26,6 +27,7 @@ from specforge_operator.render.meta import RUN_LABEL
 RESYNC_SECONDS = float(os.environ.get("SPECFORGE_RESYNC_SECONDS", "60"))
 RUN_RESOURCE = (GROUP, VERSION, PLURAL)
 RETRY_BACKOFF_SECONDS = 2.0
+RESTARTING_RESYNC_SECONDS = 2.0
 # A watch stream that delivers nothing (not even a bookmark) for this long is presumed dead and reopened;
 # the API server sends bookmarks about every minute.
 WATCH_INACTIVITY_SECONDS = float(os.environ.get("SPECFORGE_WATCH_INACTIVITY_SECONDS", "90"))
@@ -79,6 +81,16 @@ def run_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.timer(*RUN_RESOURCE, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 def resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    _reconcile_and_report(body, memo.reconciler)
+
+
+# A restarting run waits for the failed workload's ranks to exit; pods are not watched, so look often.
+@kopf.timer(
+    *RUN_RESOURCE,
+    interval=RESTARTING_RESYNC_SECONDS,
+    when=lambda status, **_: status.get("phase") == Phase.RESTARTING.value,
+)
+def restarting_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _reconcile_and_report(body, memo.reconciler)
 
 

@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from specforge_operator.api.manifest import parse_run_manifest
 from specforge_operator.api.run import API_VERSION, KIND, SpecForgeRun
-from specforge_operator.api.status import SpecForgeRunStatus
+from specforge_operator.api.status import Phase, SpecForgeRunStatus
 from specforge_operator.kube import RESOURCE_PLURALS, KubeApi
 from specforge_operator.metrics import RunCensus, record_child_created
 from specforge_operator.policies.evaluate import PolicyInputs, PolicyOutcome, evaluate_policies
@@ -114,6 +114,9 @@ class Reconciler:
     def _reconcile_locked(self, run: SpecForgeRun) -> ReconcileResult:
         finished = bool(run.status and run.status.phase and run.status.phase.is_finished)
         plan = plan_children(run, store_ready=False, finished=finished)
+        leftover_ranks = self._leftover_ranks(run)
+        if leftover_ranks:  # a gang restart starts no rank while any rank of the failed workload remains
+            plan = self._without_trainer_workload(run, plan)
         existing: dict[ChildKey, dict[str, Any]] = {}
         if plan.auth_secret is not None:
             existing[("v1", "Secret", plan.auth_secret)] = self._ensure_auth_secret(run)
@@ -137,7 +140,7 @@ class Reconciler:
             events = []  # apply warnings are news once per spec change, not on every resync
         observed = self._observe(run, plan, existing, store_ready)
         now = self._clock()
-        outcome = self._evaluate_policies(run, observed, existing, now)
+        outcome = self._evaluate_policies(run, observed, existing, now, leftover_ranks)
         if outcome.delete_run:
             self._kube.delete(API_VERSION, KIND, run.namespace, run.name)
             return ReconcileResult(run, {}, [], False)
@@ -157,8 +160,30 @@ class Reconciler:
         self._carry_out(run, outcome)  # after the status write, so a restart is counted before it happens
         return ReconcileResult(run, status, events + derived_events + list(outcome.events), written)
 
+    def _leftover_ranks(self, run: SpecForgeRun) -> int:
+        """Trainer pods still present while the run is restarting (only then are they listed)."""
+        if not (run.status and run.status.phase is Phase.RESTARTING):
+            return 0
+        selector = f"{RUN_LABEL}={run.name},{COMPONENT_LABEL}=trainer"
+        return len(self._kube.list("v1", "Pod", run.namespace, selector))
+
+    @staticmethod
+    def _without_trainer_workload(run: SpecForgeRun, plan: ChildrenPlan) -> ChildrenPlan:
+        workload = workload_for(run.spec.deployment_mode)
+        trainer = (workload.api_version, workload.kind, ChildNames(run.name).trainer)
+        return dataclasses.replace(
+            plan,
+            to_apply=[m for m in plan.to_apply if child_key(m) != trainer],
+            held_back=[m for m in plan.held_back if child_key(m) != trainer],
+        )
+
     def _evaluate_policies(
-        self, run: SpecForgeRun, observed: Observed, existing: dict[ChildKey, dict[str, Any]], now: str
+        self,
+        run: SpecForgeRun,
+        observed: Observed,
+        existing: dict[ChildKey, dict[str, Any]],
+        now: str,
+        leftover_ranks: int,
     ) -> PolicyOutcome:
         workload_api = workload_for(run.spec.deployment_mode)
         workload = existing.get((workload_api.api_version, workload_api.kind, ChildNames(run.name).trainer))
@@ -172,6 +197,7 @@ class Reconciler:
                 workload_created=datetime.fromisoformat(created) if created else None,
                 gang_restarts=workload_api.kind == "PyTorchJob",
                 failure_detail=observed.pod_failure or "",
+                leftover_ranks=leftover_ranks,
                 schedulability=self._schedulability(run, observed),
                 now=datetime.fromisoformat(now),
             )

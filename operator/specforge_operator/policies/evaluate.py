@@ -19,7 +19,7 @@ from specforge_operator.api.run import SpecForgeRun
 from specforge_operator.api.status import Phase
 from specforge_operator.policies.deadlines import active_deadline_failure, pre_running_deadline_failure
 from specforge_operator.policies.queueing import WAITING_FOR_ADMISSION, admission_message
-from specforge_operator.policies.restart import RestartAction, decide_restart
+from specforge_operator.policies.restart import RESTARTING_REASON, RestartAction, decide_restart
 from specforge_operator.policies.schedulability import SCHEDULABLE_CONDITION, Schedulability
 from specforge_operator.policies.ttl import ttl_expired
 from specforge_operator.status.conditions import ConditionUpdate
@@ -35,6 +35,7 @@ class PolicyInputs:
     workload_created: datetime | None
     gang_restarts: bool  # the workload fails as a whole on a rank failure and is restarted by the operator
     failure_detail: str  # the failed pod's reason, when the workload failed
+    leftover_ranks: int  # trainer pods still present while the run is restarting
     schedulability: Schedulability | None
     now: datetime
 
@@ -142,6 +143,13 @@ def evaluate_policies(inputs: PolicyInputs) -> PolicyOutcome:
                 delete_trainer_workload=True,  # again on WAIT: the operator may have died before deleting
             )
 
+    restarting = status is not None and status.phase is Phase.RESTARTING
+    if restarting and workload.state is WorkloadState.ABSENT and inputs.leftover_ranks:
+        message = (
+            f"waiting for {inputs.leftover_ranks} ranks of the failed workload to exit; "
+            "then every rank starts again"
+        )
+        return outcome(verdict=Verdict(Phase.RESTARTING, RESTARTING_REASON, message))
     if workload.state is WorkloadState.SUSPENDED and not run.spec.suspend:
         return outcome(verdict=Verdict(Phase.PENDING, WAITING_FOR_ADMISSION, admission_message(run)))
     return outcome()

@@ -25,6 +25,7 @@ def inputs(
     now: float = 100,
     created: float | None = 0,
     uid: str = "w1",
+    leftover_ranks: int = 0,
     **spec: Any,
 ) -> PolicyInputs:
     run = build_run("dataflow_colocated", runPolicy=run_policy or {}, **spec)
@@ -39,6 +40,7 @@ def inputs(
         workload_created=None if created is None else at(created),
         gang_restarts=True,
         failure_detail="pod demo-trainer-master-0: Error (exit code 1)",
+        leftover_ranks=leftover_ranks,
         schedulability=schedulability,
         now=at(now),
     )
@@ -96,6 +98,14 @@ CASES = {
     "suspended by a queue: waiting for admission": (
         inputs(state=WorkloadState.SUSPENDED, scheduling={"queueName": "team-a"}),
         ((Phase.PENDING, "WaitingForQueueAdmission"), False, False, False),
+    ),
+    "restarting, old ranks still exiting: hold": (
+        inputs(state=WorkloadState.ABSENT, created=None, status={"phase": "Restarting"}, leftover_ranks=2),
+        ((Phase.RESTARTING, "RestartingAllRanks"), False, False, False),
+    ),
+    "restarting, old ranks gone: nothing held": (
+        inputs(state=WorkloadState.ABSENT, created=None, status={"phase": "Restarting"}),
+        (None, False, False, False),
     ),
     "finished within its TTL": (
         inputs(
