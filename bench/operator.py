@@ -30,6 +30,7 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
+from urllib3.exceptions import ProtocolError
 from specforge_operator.kube import KubeApi
 from specforge_operator.process import OperatorProcess
 
@@ -66,8 +67,11 @@ class JobWatcher(threading.Thread):
 
     def run(self) -> None:
         self.started.set()
-        for event in self.watch.stream(self.batch.list_namespaced_job, self.namespace, timeout_seconds=3600):
-            self.first_seen.setdefault(event["object"].metadata.name, time.monotonic())
+        try:
+            for event in self.watch.stream(self.batch.list_namespaced_job, self.namespace, timeout_seconds=3600):
+                self.first_seen.setdefault(event["object"].metadata.name, time.monotonic())
+        except ProtocolError:
+            pass  # the connection closes when the benchmark stops the watch
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -127,7 +131,8 @@ def bench_scale(api: k8s_client.ApiClient, namespace: str, count: int) -> tuple[
         done = sum(
             1
             for item in items
-            if (item.get("status") or {}).get("observedGeneration") == item["metadata"]["generation"]
+            if item["metadata"]["name"].startswith("scale-")
+            and (item.get("status") or {}).get("observedGeneration") == item["metadata"]["generation"]
             and len(item["status"].get("children", [])) == CHILDREN_PER_LOCAL_RUN
         )
         if done == count:
