@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -104,13 +103,6 @@ def runs_by_name(
     namespace: str | None, name: str, body: kopf.Body, **_: Any
 ) -> dict[tuple[str | None, str], kopf.Body]:
     return {(namespace, name): body}
-
-
-def _child_changed(
-    namespace: str, labels: Mapping[str, str], memo: kopf.Memo, runs_by_name: kopf.Index
-) -> None:
-    for body in list(runs_by_name.get((namespace, labels[RUN_LABEL]), [])):
-        _reconcile_and_report(body, memo.reconciler)
 
 
 _CHILD_FILTER: dict[str, Any] = {"labels": {RUN_LABEL: kopf.PRESENT}}
