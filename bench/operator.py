@@ -8,6 +8,9 @@
    all its children and a status written for its generation (suspended, so KWOK has no pods to fake and
    the figure is the operator's, not the scheduler's).
 3. The operator's RSS (current and peak) after both. Target: <= 200 MB.
+4. Two replicas with kopf peering (bench/operator_ha.py): throughput of ``--ha-runs`` runs with the
+   active replica's RSS, then the time for the standby to converge ``--ha-changed`` changed runs after
+   SIGKILL of the active one. Target: under 30 s.
 
 The operator runs as a real subprocess (``python -m specforge_operator``), as in the e2e tests.
 Usage: python bench/operator.py [--latency-runs 100] [--scale-runs 1000]
@@ -32,6 +35,7 @@ from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 from urllib3.exceptions import ProtocolError
 from specforge_operator.kube import KubeApi
+from operator_ha import bench_ha
 from specforge_operator.process import OperatorProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -157,12 +161,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-runs", type=int, default=100)
     parser.add_argument("--scale-runs", type=int, default=1000)
+    parser.add_argument("--ha-runs", type=int, default=1000, help="runs for the 2-replica part (0 skips it)")
+    parser.add_argument("--ha-changed", type=int, default=50, help="runs changed right after the failover kill")
     args = parser.parse_args()
 
     kubeconfig, cluster_env = cluster_kubeconfig()
     api = k8s_config.new_client_from_config(config_file=kubeconfig)
     subprocess.run(
-        ["kubectl", "--kubeconfig", kubeconfig, "apply", "--server-side", "-f", str(REPO_ROOT / "crds")],
+        ["kubectl", "--kubeconfig", kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds")],
         check=True,
         capture_output=True,
     )
@@ -200,6 +206,22 @@ def main() -> int:
         print(f"  {args.scale_runs / reconciled:.1f} runs/s end to end")
         rss, peak = operator.rss_bytes()
         print(f"operator RSS: {rss / 2**20:.0f} MiB now, {peak / 2**20:.0f} MiB peak   (target <= 200 MB)")
+        operator.stop()  # a standalone replica ignores peering: the two replicas below run without it
+        if args.ha_runs:
+            ha_namespace = f"bench-ha-{uuid.uuid4().hex[:6]}"
+            core.create_namespace({"metadata": {"name": ha_namespace}})
+            try:
+                bench_ha(
+                    api,
+                    kubeconfig,
+                    ha_namespace,
+                    lambda name: run_manifest(name, suspend=True),
+                    runs=args.ha_runs,
+                    changed_after_kill=args.ha_changed,
+                    log_dir=log.parent,
+                )
+            finally:
+                core.delete_namespace(ha_namespace)
     finally:
         operator.stop()
         core.delete_namespace(namespace)
