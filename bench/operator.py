@@ -33,10 +33,10 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
-from urllib3.exceptions import ProtocolError
-from specforge_operator.kube import KubeApi
 from operator_ha import bench_ha
+from specforge_operator.kube import KubeApi
 from specforge_operator.process import OperatorProcess
+from urllib3.exceptions import ProtocolError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "specforge.io", "v1alpha1", "specforgeruns"
@@ -161,8 +161,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-runs", type=int, default=100)
     parser.add_argument("--scale-runs", type=int, default=1000)
-    parser.add_argument("--ha-runs", type=int, default=1000, help="runs for the 2-replica part (0 skips it)")
-    parser.add_argument("--ha-changed", type=int, default=50, help="runs changed right after the failover kill")
+    parser.add_argument(
+        "--ha-runs", type=int, default=1000, help="runs for the 2-replica part (0 skips it)"
+    )
+    parser.add_argument(
+        "--ha-changed", type=int, default=50, help="runs changed right after the failover kill"
+    )
     args = parser.parse_args()
 
     kubeconfig, cluster_env = cluster_kubeconfig()
