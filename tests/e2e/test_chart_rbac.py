@@ -392,7 +392,16 @@ def test_the_trainer_service_account_may_only_report_its_own_progress(
         custom = k8s_client.CustomObjectsApi(trainer_api)
         group = ("specforge.io", "v1alpha1", namespace, "specforgeruns")
         progress = {"status": {"progress": {"step": 3, "loss": 1.5}}}
-        custom.patch_namespaced_custom_object_status(*group, "reporter", progress)
+        # The operator applies the ServiceAccount, then its Role and RoleBinding: allowed once those exist.
+        wait_for(
+            lambda: (
+                not forbidden(
+                    lambda: custom.patch_namespaced_custom_object_status(*group, "reporter", progress)
+                )
+            ),
+            "the trainer's progress RoleBinding to take effect",
+            timeout=20,
+        )
         assert runs.get("reporter")["status"]["progress"]["step"] == 3
         assert forbidden(lambda: custom.patch_namespaced_custom_object_status(*group, "neighbour", progress))
         assert forbidden(
