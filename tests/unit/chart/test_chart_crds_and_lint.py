@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -48,3 +51,28 @@ def test_helm_lint_strict_is_clean(extra: list[str]) -> None:
 def test_spec_reference_is_the_generated_one() -> None:
     committed = REPO_ROOT / "docs" / "spec-reference.md"
     assert committed.read_text() == render_reference(), f"{committed} is stale: run `make docs`"
+
+
+def test_every_value_is_commented() -> None:
+    """Each key values.schema.json declares has a comment on the line above it in values.yaml (the contents
+    of free-form values such as ``resources`` are example data, not keys of the chart)."""
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    lines = (CHART_DIR / "values.yaml").read_text().splitlines()
+    stack: list[tuple[int, dict[str, Any]]] = [(-1, schema)]  # (indent, schema of the mapping at that depth)
+    uncommented = []
+    for index, line in enumerate(lines):
+        match = re.match(r"^(\s*)([A-Za-z][\w.-]*):", line)
+        if not match:
+            continue
+        indent, key = len(match.group(1)), match.group(2)
+        while stack[-1][0] >= indent:
+            stack.pop()
+        parent = stack[-1][1]
+        if "properties" not in parent:
+            continue  # inside a free-form value
+        node = parent["properties"][key]
+        node = schema["definitions"][node["$ref"].rsplit("/", 1)[-1]] if "$ref" in node else node
+        stack.append((indent, node))
+        if not (index and lines[index - 1].strip().startswith("#")):
+            uncommented.append(f"line {index + 1}: {line.strip()}")
+    assert not uncommented, "\n".join(uncommented)
