@@ -12,6 +12,7 @@ Manifest errors are printed with their field paths before any model is loaded; o
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -224,6 +225,7 @@ _COMMANDS = {"run": _run_command, "train": _train_command, "produce": _produce_c
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         _COMMANDS[args.command](args)
     except (ManifestError, ValueError, FileNotFoundError, TimeoutError, StoreError) as error:

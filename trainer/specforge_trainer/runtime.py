@@ -8,6 +8,7 @@ and return a ready :class:`Trainer`; the control plane comes from :func:`resolve
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from specforge_trainer.ref_sources import OnlineRefs, PrecomputedRefs, ProducerR
 from specforge_trainer.resources import builtin_dataset_path
 from specforge_trainer.schedule import DataSchedule
 from specforge_trainer.trainer import StepSink, Trainer, TrainerSettings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -92,10 +95,22 @@ def trainer_settings(run: SpecForgeRun, checkpoint_dir: Path) -> TrainerSettings
 
 
 def precompute_features(producer: FeatureProducer, context: ParallelContext) -> None:
-    """Each rank computes its shard of missing features; all ranks wait until every shard exists."""
-    for index in range(context.rank, len(producer.samples), context.world_size):
+    """Each rank computes its shard of missing features; all ranks wait until every shard exists.
+
+    Rank 0 logs the store's size per sample: it is what bounds offline training at scale.
+    """
+    shard = range(context.rank, len(producer.samples), context.world_size)
+    for index in shard:
         producer.ensure(index)
     barrier(context)
+    if context.is_primary:
+        sizes = [producer.ref(0, index).estimated_bytes for index in shard]
+        logger.info(
+            "feature store %s: %d samples, %.1f KiB per sample (mean)",
+            getattr(producer.store, "root", "memory"),
+            len(producer.samples),
+            sum(sizes) / len(sizes) / 1024,
+        )
 
 
 def _assemble(

@@ -84,3 +84,17 @@ def test_trainer_settings_refuse_a_zero_unroll(tmp_path: Path) -> None:
             keep_checkpoints=1,
             checkpoint_dir=tmp_path,
         )
+
+
+def test_unknown_deployment_mode_is_refused_by_the_runtime_builder(tmp_path: Path) -> None:
+    import torch
+    from specforge_operator.api import load_run_manifest
+    from specforge_trainer.distributed import ParallelContext
+    from specforge_trainer.runtime import build_offline_runtime
+
+    run = load_run_manifest(_manifest(tmp_path))
+    cpu = ParallelContext(rank=0, world_size=1, device=torch.device("cpu"))
+    with pytest.raises(ValueError, match="hybrid"):
+        build_offline_runtime(
+            run, out_dir=tmp_path, feature_store_dir=tmp_path / "f", deployment_mode="hybrid", context=cpu
+        )
