@@ -186,6 +186,10 @@ def test_install_tells_the_next_command_and_its_pods_pass_restricted_pod_securit
         timeout=60,
     )
     assert deployment.spec.template.spec.service_account_name == chart.service_account
+    # ... and the namespace really enforces it: a pod without that hardening is refused.
+    plain_pod = {"metadata": {"name": "plain"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    with pytest.raises(ApiException, match="violates PodSecurity"):
+        k8s_client.CoreV1Api(kube_api).create_namespaced_pod(chart.operator_namespace, plain_pod)
 
 
 @pytest.mark.parametrize(
