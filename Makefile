@@ -43,10 +43,11 @@ test-fast: deps ## Run the fast layer only (pure logic, no services, no slow tra
 	$(BIN)/pytest -m "not slow and not integration and not e2e" $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: deps ## ruff, import layering (import-linter) and mypy
+lint: deps ## ruff, import layering (import-linter), mypy and hadolint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
 	$(BIN)/mypy trainer/specforge_trainer/control_plane
 
 .PHONY: bench
