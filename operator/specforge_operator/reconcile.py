@@ -32,6 +32,7 @@ from specforge_operator.policies.queueing import (
     suspend_ownership,
     suspend_path,
     with_suspend,
+    workload_suspended,
 )
 from specforge_operator.policies.schedulability import (
     SCHEDULABLE_CONDITION,
@@ -81,11 +82,13 @@ class Reconciler:
         # own last write, and deriving from it would repeat transitions (and their events).
         self._written: dict[str, dict[str, Any]] = {}
         self._census = RunCensus()
+        self._seen_children: dict[str, set[ChildKey]] = {}
 
     def forget(self, uid: str) -> None:
         with self._locks_guard:
             self._locks.pop(uid, None)
             self._written.pop(uid, None)
+            self._seen_children.pop(uid, None)
         self._census.forget(uid)
 
     def reconcile(self, body: Mapping[str, Any]) -> ReconcileResult:
@@ -198,6 +201,7 @@ class Reconciler:
                 gang_restarts=workload_api.kind == "PyTorchJob",
                 failure_detail=observed.pod_failure or "",
                 leftover_ranks=leftover_ranks,
+                workload_suspended=workload_suspended(workload),
                 schedulability=self._schedulability(run, observed),
                 now=datetime.fromisoformat(now),
             )
@@ -263,10 +267,13 @@ class Reconciler:
             if found is not None:
                 existing[child_key(manifest)] = found
 
-    @staticmethod
-    def _count_created(run: SpecForgeRun, manifest: dict[str, Any]) -> None:
+    def _count_created(self, run: SpecForgeRun, manifest: dict[str, Any]) -> None:
+        # Restored: it existed before, as the last status (across operator restarts) or this process saw.
         known = {(c.api_version, c.kind, c.name) for c in (run.status.children if run.status else [])}
-        record_child_created(manifest["kind"], restored=child_key(manifest) in known)
+        seen = self._seen_children.setdefault(run.metadata.uid or "", set())
+        key = child_key(manifest)
+        record_child_created(manifest["kind"], restored=key in known or key in seen)
+        seen.add(key)
 
     def _ensure_auth_secret(self, run: SpecForgeRun) -> dict[str, Any]:
         name = ChildNames(run.name).redis_auth

@@ -2,7 +2,7 @@
 
 The order is the precedence: a finished run only waits for its TTL; an expired deadline fails the run
 (and stops its pods); a failed rank restarts every rank, or fails the run past ``backoffLimit``; a
-workload a queue holds suspended is waiting for admission. The ``Schedulable`` condition is reported
+workload a queue holds suspended is waiting for admission (``QueueAdmitted=False``). The ``Schedulable`` condition is reported
 alongside whichever of these holds. Pure: the reconciler gathers the inputs and carries out the actions.
 """
 
@@ -18,7 +18,12 @@ import specforge_operator.render  # noqa: F401
 from specforge_operator.api.run import SpecForgeRun
 from specforge_operator.api.status import Phase
 from specforge_operator.policies.deadlines import active_deadline_failure, pre_running_deadline_failure
-from specforge_operator.policies.queueing import WAITING_FOR_ADMISSION, admission_message
+from specforge_operator.policies.queueing import (
+    QUEUE_ADMITTED_CONDITION,
+    WAITING_FOR_ADMISSION,
+    admission_message,
+    is_queue_managed,
+)
 from specforge_operator.policies.restart import RESTARTING_REASON, RestartAction, decide_restart
 from specforge_operator.policies.schedulability import SCHEDULABLE_CONDITION, Schedulability
 from specforge_operator.policies.ttl import ttl_expired
@@ -36,6 +41,7 @@ class PolicyInputs:
     gang_restarts: bool  # the workload fails as a whole on a rank failure and is restarted by the operator
     failure_detail: str  # the failed pod's reason, when the workload failed
     leftover_ranks: int  # trainer pods still present while the run is restarting
+    workload_suspended: bool  # the workload object's own suspend flag (a queue's, or spec.suspend)
     schedulability: Schedulability | None
     now: datetime
 
@@ -150,6 +156,16 @@ def evaluate_policies(inputs: PolicyInputs) -> PolicyOutcome:
             "then every rank starts again"
         )
         return outcome(verdict=Verdict(Phase.RESTARTING, RESTARTING_REASON, message))
-    if workload.state is WorkloadState.SUSPENDED and not run.spec.suspend:
-        return outcome(verdict=Verdict(Phase.PENDING, WAITING_FOR_ADMISSION, admission_message(run)))
+    if is_queue_managed(run) and not run.spec.suspend and workload.state is not WorkloadState.ABSENT:
+        admitted = not inputs.workload_suspended
+        conditions += (
+            ConditionUpdate(
+                QUEUE_ADMITTED_CONDITION,
+                admitted,
+                "Admitted" if admitted else WAITING_FOR_ADMISSION,
+                "" if admitted else admission_message(run),
+            ),
+        )
+        if not admitted:
+            return outcome(verdict=Verdict(Phase.PENDING, WAITING_FOR_ADMISSION, admission_message(run)))
     return outcome()

@@ -23,6 +23,7 @@ SUSPEND_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
     ("kubeflow.org/v1", "PyTorchJob"): ("spec", "runPolicy", "suspend"),
 }
 WAITING_FOR_ADMISSION = "WaitingForQueueAdmission"
+QUEUE_ADMITTED_CONDITION = "QueueAdmitted"
 
 
 class SuspendOwnership(StrEnum):
@@ -43,6 +44,16 @@ def is_queue_managed(run: SpecForgeRun) -> bool:
 
 def suspend_path(manifest: dict[str, Any]) -> tuple[str, ...] | None:
     return SUSPEND_PATHS.get((manifest["apiVersion"], manifest["kind"]))
+
+
+def workload_suspended(workload: dict[str, Any] | None) -> bool:
+    """The suspend flag of a workload object as the API server returned it (False when absent)."""
+    if workload is None or (path := suspend_path(workload)) is None:
+        return False
+    node: Any = workload
+    for key in path:
+        node = (node or {}).get(key)
+    return bool(node)
 
 
 def with_suspend(manifest: dict[str, Any], ownership: SuspendOwnership) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,7 @@ def inputs(
         gang_restarts=True,
         failure_detail="pod demo-trainer-master-0: Error (exit code 1)",
         leftover_ranks=leftover_ranks,
+        workload_suspended=state == WorkloadState.SUSPENDED,
         schedulability=schedulability,
         now=at(now),
     )
@@ -98,6 +100,14 @@ CASES = {
     "suspended by a queue: waiting for admission": (
         inputs(state=WorkloadState.SUSPENDED, scheduling={"queueName": "team-a"}),
         ((Phase.PENDING, "WaitingForQueueAdmission"), False, False, False),
+    ),
+    "created suspended for a queue, not yet seen by its controller: waiting": (
+        replace(inputs(scheduling={"queueName": "team-a"}), workload_suspended=True),
+        ((Phase.PENDING, "WaitingForQueueAdmission"), False, False, False),
+    ),
+    "admitted by the queue: no verdict of its own": (
+        inputs(state=WorkloadState.RUNNING, scheduling={"queueName": "team-a"}),
+        (None, False, False, False),
     ),
     "restarting, old ranks still exiting: hold": (
         inputs(state=WorkloadState.ABSENT, created=None, status={"phase": "Restarting"}, leftover_ranks=2),
@@ -185,3 +195,14 @@ def test_unschedulable_warns_once_per_message() -> None:
 
 def test_times_are_utc_aware() -> None:
     assert isinstance(at(0), datetime) and at(0).tzinfo is not None
+
+
+def test_queue_admission_condition() -> None:
+    waiting = evaluate_policies(inputs(state=WorkloadState.SUSPENDED, scheduling={"queueName": "team-a"}))
+    assert [(c.type, c.status, c.reason) for c in waiting.conditions] == [
+        ("QueueAdmitted", False, "WaitingForQueueAdmission")
+    ]
+    assert "team-a" in waiting.conditions[0].message
+    admitted = evaluate_policies(inputs(state=WorkloadState.RUNNING, scheduling={"queueName": "team-a"}))
+    assert [(c.type, c.status) for c in admitted.conditions] == [("QueueAdmitted", True)]
+    assert evaluate_policies(inputs(state=WorkloadState.RUNNING)).conditions == ()

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from specforge_operator.policies.queueing import SuspendOwnership, suspend_ownership, with_suspend
+from specforge_operator.policies.queueing import (
+    SuspendOwnership,
+    suspend_ownership,
+    with_suspend,
+    workload_suspended,
+)
 from specforge_operator.render import plan_children
 from unit.operator.builders import build_run
 
@@ -41,6 +46,9 @@ def test_with_suspend_sets_or_drops_the_flag_of_each_workload_kind(mode: str) ->
     assert flag(with_suspend(rendered, SuspendOwnership.CREATE_SUSPENDED)) is True
     assert flag(with_suspend(rendered, SuspendOwnership.QUEUE)) == "absent"
     assert flag(rendered) is False, "the rendered manifest must not be modified"
+    assert workload_suspended(with_suspend(rendered, SuspendOwnership.CREATE_SUSPENDED)) is True
+    assert workload_suspended(rendered) is False
+    assert workload_suspended(None) is False
     assert rendered["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
 
 
