@@ -26,7 +26,7 @@ from specforge_trainer.distributed import ParallelContext
 from specforge_trainer.features.producer import feature_key
 from specforge_trainer.objective import eagle3_objective
 from specforge_trainer.runtime import build_offline_runtime
-from specforge_trainer.trainer import StepReport
+from specforge_trainer.trainer import StepReport, warmup_constant
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def trainer_round(manifest: Path, steps: int, workdir: Path, features: Path) -> 
 
 
 def bare_round(trainer, steps: int, features: Path) -> list[float]:
-    """The same draft (fresh from the same seed), objective and optimizer; batches pre-collated."""
+    """The same draft (fresh from the same seed), objective, optimizer and schedule; batches pre-collated."""
     draft, schedule, settings = trainer.draft, trainer.schedule, trainer.settings
     from safetensors.torch import load_file
 
@@ -77,12 +77,14 @@ def bare_round(trainer, steps: int, features: Path) -> list[float]:
         batches.append(collate_features(samples, trainer.target_head, torch.device("cpu")))
     parameters = [p for p in draft.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(settings.warmup_steps))
     times = []
     for batch in batches:
         started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         eagle3_objective(draft, batch, settings.ttt_length).loss.backward()
         optimizer.step()
+        scheduler.step()
         times.append(time.perf_counter() - started)
     return times
 
