@@ -58,16 +58,9 @@ class KubeApi:
     def __init__(self, api_client: k8s_client.ApiClient) -> None:
         self._api = api_client
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        query: list[tuple[str, str]] | None = None,
-        content_type: str | None = None,
-    ) -> dict[str, Any]:
-        return self._request(method, path, body=body, query=query, content_type=content_type)[1]
+    def _call(self, method: str, path: str, **request: Any) -> dict[str, Any]:
+        """:meth:`_request`'s body alone."""
+        return self._request(method, path, **request)[1]
 
     def _request(
         self,

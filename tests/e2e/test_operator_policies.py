@@ -1,0 +1,310 @@
+"""Run policies on a real control plane: unschedulable runs explain themselves, deadlines, gang restarts
+against the backoff limit, suspend/resume, queue admission (Kueue's protocol) and TTL.
+
+A private cluster (operator_harness) with one standalone operator replica; KWOK plays the kubelet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from e2e.conftest import GPU_RESOURCE, KWOK_FAIL_ANNOTATION, KWOK_RUN_DURATION_ANNOTATION
+from e2e.operator_harness import (
+    PrivateCluster,
+    delete_namespace,
+    new_namespace,
+    private_cluster,
+    start_operator,
+)
+from e2e.specforgerun.conftest import Runs, condition, wait_for
+from kubernetes import client as k8s_client
+from specforge_operator.kube import KubeApi
+from specforge_operator.process import OperatorProcess
+from unit.operator.builders import run_manifest
+
+LONG_RUN = {KWOK_RUN_DURATION_ANNOTATION: "600s"}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PrivateCluster]:
+    with private_cluster("ops-policies") as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def operator(cluster: PrivateCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    process = start_operator(cluster, tmp_path_factory.mktemp("operator"))
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def api(cluster: PrivateCluster) -> Iterator[k8s_client.ApiClient]:
+    with cluster.api_client() as api:
+        yield api
+
+
+@pytest.fixture
+def runs(api: k8s_client.ApiClient, operator: OperatorProcess) -> Iterator[Runs]:
+    namespace = new_namespace(api)
+    try:
+        yield Runs(api, namespace)
+    except BaseException:
+        print(operator.log_tail())
+        raise
+    finally:
+        delete_namespace(api, namespace)
+
+
+def warning_reasons(api: k8s_client.ApiClient, runs: Runs, name: str) -> list[str]:
+    events = k8s_client.CoreV1Api(api).list_namespaced_event(
+        runs.namespace, field_selector=f"involvedObject.name={name},type=Warning"
+    )
+    return [event.reason for event in events.items]
+
+
+def test_unschedulable_run_says_why_and_clears_when_capacity_arrives(
+    api: k8s_client.ApiClient, runs: Runs
+) -> None:
+    # 16 GPUs in one pod: no node has them until a bigger node joins.
+    runs.create(
+        run_manifest("local_colocated", "big", trainer={"gpusPerReplica": 16, "podAnnotations": LONG_RUN})
+    )
+    stuck = wait_for(
+        lambda: (c := condition(runs.get("big"), "Schedulable")) and c["status"] == "False" and c,
+        "Schedulable=False",
+        timeout=60,
+    )
+    assert stuck["reason"] == "Unschedulable"
+    assert f"Insufficient {GPU_RESOURCE}" in stuck["message"], stuck
+    assert runs.get("big")["status"]["phase"] == "Pending"
+    assert "Unschedulable" in warning_reasons(api, runs, "big")
+
+    node = f"big-gpu-{runs.namespace}"
+    core = k8s_client.CoreV1Api(api)
+    core.create_node(
+        {
+            "metadata": {
+                "name": node,
+                "annotations": {"kwok.x-k8s.io/node": "fake"},
+                "labels": {"type": "kwok", "kubernetes.io/hostname": node},
+            },
+            "status": {"capacity": {"cpu": "96", "memory": "1024Gi", "pods": "110", GPU_RESOURCE: "16"}},
+        }
+    )
+    try:
+        cleared = wait_for(
+            lambda: (c := condition(runs.get("big"), "Schedulable")) and c["status"] == "True" and c,
+            "Schedulable=True once a 16-GPU node exists",
+            timeout=90,
+        )
+        assert cleared["reason"] == "PodsScheduled"
+        runs.wait_phase("big", "Running", timeout=60)
+    finally:
+        core.delete_node(node)
+
+
+def test_pre_running_deadline_fails_with_the_schedulers_reason(runs: Runs) -> None:
+    runs.create(
+        run_manifest(
+            "local_colocated",
+            "never",
+            trainer={"gpusPerReplica": 16},
+            runPolicy={"preRunningDeadlineSeconds": 5},
+        )
+    )
+    failed = runs.wait_phase("never", "Failed", timeout=60)
+    reason = condition(failed, "Failed")
+    assert reason["reason"] == "PreRunningDeadlineExceeded"
+    assert f"Insufficient {GPU_RESOURCE}" in reason["message"], reason
+    kube = KubeApi(runs.api.api_client)
+    wait_for(lambda: kube.get("batch/v1", "Job", runs.namespace, "never-trainer") is None, "the Job deleted")
+
+
+def test_active_deadline_stops_a_running_run(runs: Runs) -> None:
+    runs.create(
+        run_manifest(
+            "local_colocated",
+            "bounded",
+            trainer={"podAnnotations": LONG_RUN},
+            runPolicy={"activeDeadlineSeconds": 6},
+        )
+    )
+    runs.wait_phase("bounded", "Running", timeout=60)
+    failed = runs.wait_phase("bounded", "Failed", timeout=60)
+    assert condition(failed, "Failed")["reason"] == "DeadlineExceeded"
+    kube = KubeApi(runs.api.api_client)
+    wait_for(
+        lambda: kube.get("batch/v1", "Job", runs.namespace, "bounded-trainer") is None, "the Job deleted"
+    )
+
+
+def test_a_failed_rank_restarts_every_rank_until_the_backoff_limit(
+    runs: Runs, operator: OperatorProcess
+) -> None:
+    restored_before = operator.metric("specforge_children_total", kind="PyTorchJob", action="restored")
+    failing = {KWOK_FAIL_ANNOTATION: "true", KWOK_RUN_DURATION_ANNOTATION: "2s"}
+    runs.create(
+        run_manifest(
+            "dataflow_colocated",
+            "flaky",
+            trainer={"replicas": 3, "podAnnotations": failing},
+            runPolicy={"backoffLimit": 2},
+        )
+    )
+    kube = KubeApi(runs.api.api_client)
+    seen_jobs: set[str] = set()
+
+    def finished() -> dict[str, Any] | None:
+        job = kube.get("kubeflow.org/v1", "PyTorchJob", runs.namespace, "flaky-trainer")
+        if job is not None:
+            seen_jobs.add(job["metadata"]["uid"])
+            pods = kube.list(
+                "v1", "Pod", runs.namespace, "specforge.io/run=flaky,app.kubernetes.io/component=trainer"
+            )
+            owners = {ref["uid"] for pod in pods for ref in pod["metadata"].get("ownerReferences", [])}
+            # Gang restart: ranks of two generations of the workload never coexist.
+            assert len(owners) <= 1, f"pods of several PyTorchJobs at once: {owners}"
+        run = runs.get("flaky")
+        return run if (run.get("status") or {}).get("phase") == "Failed" else None
+
+    failed = wait_for(finished, "the run to fail after its restarts", timeout=180, interval=0.5)
+    reason = condition(failed, "Failed")
+    assert reason["reason"] == "BackoffLimitExceeded", reason
+    assert failed["status"]["restarts"] == 2
+    assert "after 2 restarts" in reason["message"]
+    assert len(seen_jobs) == 3, "one PyTorchJob per attempt (the first plus two restarts)"
+    assert warning_reasons(runs.api.api_client, runs, "flaky").count("BackoffLimitExceeded") == 1
+    restored = operator.metric("specforge_children_total", kind="PyTorchJob", action="restored")
+    assert restored - restored_before == 2
+
+
+def test_suspend_stops_pods_keeps_the_store_and_resumes(runs: Runs, operator: OperatorProcess) -> None:
+    runs.create(
+        run_manifest("dataflow_colocated", "pausable", trainer={"replicas": 2, "podAnnotations": LONG_RUN})
+    )
+    runs.wait_phase("pausable", "Running", timeout=90)
+    kube = KubeApi(runs.api.api_client)
+    redis = kube.get("apps/v1", "Deployment", runs.namespace, "pausable-redis")
+    secret = kube.get("v1", "Secret", runs.namespace, "pausable-redis-auth")
+    progress = {"step": 40, "totalSteps": 100, "loss": 2.5}
+    runs.api.patch_namespaced_custom_object_status(
+        "specforge.io",
+        "v1alpha1",
+        runs.namespace,
+        "specforgeruns",
+        "pausable",
+        {"status": {"progress": progress}},
+    )
+
+    runs.patch_spec("pausable", {"suspend": True})
+    suspended = runs.wait_phase("pausable", "Suspended", timeout=30)
+    assert condition(suspended, "Suspended")["status"] == "True"
+    job = kube.get("kubeflow.org/v1", "PyTorchJob", runs.namespace, "pausable-trainer")
+    assert job["spec"]["runPolicy"]["suspend"] is True
+    wait_for(
+        lambda: (
+            not kube.list(
+                "v1", "Pod", runs.namespace, "specforge.io/run=pausable,app.kubernetes.io/component=trainer"
+            )
+        ),
+        "the trainer pods to be removed",
+    )
+    for kept, (api_version, kind, name) in (
+        (redis, ("apps/v1", "Deployment", "pausable-redis")),
+        (secret, ("v1", "Secret", "pausable-redis-auth")),
+    ):
+        assert kube.get(api_version, kind, runs.namespace, name)["metadata"]["uid"] == kept["metadata"]["uid"]
+    assert operator.metric("specforge_runs", phase="Suspended", mode="dataflow_colocated") >= 1
+
+    runs.patch_spec("pausable", {"suspend": False})
+    resumed = runs.wait_phase("pausable", "Running", timeout=60)
+    assert resumed["status"]["progress"]["step"] == 40, "progress written by the trainer survives suspend"
+    assert kube.get("v1", "Secret", runs.namespace, "pausable-redis-auth")["data"] == secret["data"]
+
+
+def test_queue_label_and_suspended_creation_let_a_queue_admit_the_run(runs: Runs) -> None:
+    runs.create(
+        run_manifest(
+            "dataflow_colocated",
+            "queued",
+            trainer={"podAnnotations": LONG_RUN},
+            scheduling={"queueName": "team-a"},
+        )
+    )
+    kube = KubeApi(runs.api.api_client)
+    job = wait_for(
+        lambda: kube.get("kubeflow.org/v1", "PyTorchJob", runs.namespace, "queued-trainer"), "the PyTorchJob"
+    )
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert job["spec"]["runPolicy"]["suspend"] is True, "created suspended, for the queue to admit"
+    pending = runs.wait_phase("queued", "Pending", timeout=30)
+    admitted = condition(pending, "QueueAdmitted")
+    assert (admitted["status"], admitted["reason"]) == ("False", "WaitingForQueueAdmission"), admitted
+    assert "team-a" in admitted["message"]
+    wait_for(
+        lambda: any(
+            event.reason == "WaitingForQueueAdmission" and "team-a" in event.message
+            for event in k8s_client.CoreV1Api(runs.api.api_client)
+            .list_namespaced_event(runs.namespace, field_selector="involvedObject.name=queued")
+            .items
+        ),
+        "an event naming the queue the run waits for",
+    )
+    time.sleep(4)  # more than a resync: the operator must not start it on its own
+    assert kube.get("kubeflow.org/v1", "PyTorchJob", runs.namespace, "queued-trainer")["spec"]["runPolicy"][
+        "suspend"
+    ]
+
+    # Admission, as Kueue does it: an update of suspend under its own field manager.
+    kube._call(
+        "PATCH",
+        f"/apis/kubeflow.org/v1/namespaces/{runs.namespace}/pytorchjobs/queued-trainer",
+        body={"spec": {"runPolicy": {"suspend": False}}},
+        query=[("fieldManager", "kueue-admission")],
+        content_type="application/merge-patch+json",
+    )
+    running = runs.wait_phase("queued", "Running", timeout=60)
+    assert condition(running, "QueueAdmitted")["status"] == "True"
+    time.sleep(4)
+    job = kube.get("kubeflow.org/v1", "PyTorchJob", runs.namespace, "queued-trainer")
+    assert job["spec"]["runPolicy"]["suspend"] is False, "the operator undid the queue's admission"
+
+
+def test_ttl_deletes_a_finished_run_and_its_children(runs: Runs) -> None:
+    created = runs.create(
+        run_manifest(
+            "local_colocated",
+            "short",
+            trainer={"podAnnotations": {KWOK_RUN_DURATION_ANNOTATION: "1s"}},
+            runPolicy={"ttlSecondsAfterFinished": 3},
+        )
+    )
+    runs.wait_phase("short", "Succeeded", timeout=60)
+    finished_at = time.monotonic()
+    custom = runs.api
+
+    def gone() -> bool:
+        return not any(
+            item["metadata"]["uid"] == created["metadata"]["uid"]
+            for item in custom.list_namespaced_custom_object(
+                "specforge.io", "v1alpha1", runs.namespace, "specforgeruns"
+            )["items"]
+        )
+
+    wait_for(gone, "the run deleted after its TTL", timeout=30)
+    assert time.monotonic() - finished_at >= 2, "deleted before its TTL"
+    kube = KubeApi(custom.api_client)
+    wait_for(
+        lambda: not kube.list("v1", "ConfigMap", runs.namespace, "specforge.io/run=short"),
+        "the children garbage-collected",
+    )
+
+
+def test_metrics_report_reconciles_latency_and_phases(operator: OperatorProcess) -> None:
+    assert operator.metric("specforge_reconciles_total", result="changed") > 0
+    assert operator.metric("specforge_reconcile_duration_seconds_count") > 0
+    assert operator.metric("specforge_children_total", action="created") > 0
