@@ -242,6 +242,18 @@ def assert_hardened(template: dict[str, Any]) -> None:
         assert context["capabilities"] == {"drop": ["ALL"]}, context
 
 
+def test_readme_apply_command_accepts_every_example(
+    chart: ChartInstall, cluster_bin_dir: Path, kubeconfig: str
+) -> None:
+    """``kubectl apply -n <watched namespace> -f examples/<mode>.yaml``, as the README and NOTES say."""
+    for example in EXAMPLES:
+        applied = run_tool(
+            str(cluster_bin_dir / "kubectl"), "--kubeconfig", kubeconfig, "apply", "--dry-run=server",
+            "-n", chart.watched[1], "-f", str(example),
+        )  # fmt: skip
+        assert "specforgerun.specforge.io/" in applied and "(server dry run)" in applied, applied
+
+
 def test_failed_pod_reason_reaches_the_status(chart: ChartInstall, kube_api: k8s_client.ApiClient) -> None:
     """Needs the role's pods/list: the container's exit code comes from the failed pod."""
     runs = Runs(kube_api, chart.watched[1])
