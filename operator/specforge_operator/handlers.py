@@ -18,6 +18,7 @@ import kopf
 from specforge_operator.api.manifest import ManifestError
 from specforge_operator.api.run import GROUP, PLURAL, VERSION
 from specforge_operator.api.status import Phase
+from specforge_operator.echoes import is_own_echo
 from specforge_operator.kube import KubeApi, load_api_client
 from specforge_operator.metrics import record_reconcile
 from specforge_operator.reconcile import Reconciler
@@ -113,7 +114,15 @@ _CHILD_FILTER: dict[str, Any] = {"labels": {RUN_LABEL: kopf.PRESENT}}
 @kopf.on.event("apps", "v1", "deployments", **_CHILD_FILTER)
 @kopf.on.event("", "v1", "configmaps", **_CHILD_FILTER)  # type: ignore[arg-type]  # the index kwarg
 def child_changed(
-    namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, runs_by_name: kopf.Index, **_: Any
+    type: str | None,
+    body: kopf.Body,
+    namespace: str | None,
+    labels: kopf.Labels,
+    memo: kopf.Memo,
+    runs_by_name: kopf.Index,
+    **_: Any,
 ) -> None:
+    if is_own_echo(type, body):
+        return
     for run_body in list(runs_by_name.get((namespace, labels[RUN_LABEL]), [])):
         _reconcile_and_report(run_body, memo.reconciler)
