@@ -1,0 +1,162 @@
+"""Disaggregated vs colocated training: samples/s with 1, 2 and 4 producer processes against one trainer,
+and the trainer's idle fraction waiting for features, against local_colocated, in one run.
+
+Every variant trains the same schedule (same seed, data, model) in this process with one intra-op
+thread; only where features come from differs:
+
+* ``local_colocated``: features precomputed before the timed loop (the colocated upper bound);
+* ``disaggregated xN``: N ``specforge produce`` processes stream features and refs through a real
+  ``redis-server`` while the trainer trains; producers start with the trainer, so their start-up
+  (loading the target) is inside the end-to-end figure.
+
+Figures: end-to-end samples/s (train() start to end); steady-state step rate (from the first step
+to the last, once features flow); idle fraction = 1 - (time inside train_step) / wall. Ratios are
+against local_colocated. On a 2-core machine the producers and the trainer share the cores, so more
+producers mostly compete with the trainer for CPU: read the numbers with that in mind.
+
+Usage: python bench/disagg.py [--conversations 96] [--epochs 1] [--producers 1 2 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _support.multiprocess_runs import write_dataset, write_manifest
+from specforge_trainer.distributed import ParallelContext
+from specforge_trainer.local_launch import producer_specs
+from specforge_trainer.local_redis import LocalRedisServer
+from specforge_trainer.runtime import build_offline_runtime
+from specforge_trainer.trainer import StepReport
+
+CPU = ParallelContext(rank=0, world_size=1, device=torch.device("cpu"))
+
+
+class StepClock:
+    """A step sink that timestamps the start of training and the end of every step."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.step_ends: list[float] = []
+        self.step_times: list[float] = []
+
+    def on_start(self, restored: Sequence[StepReport]) -> None:
+        self.started = time.perf_counter()
+
+    def on_step(self, report: StepReport) -> None:
+        self.step_ends.append(time.perf_counter())
+        self.step_times.append(report.step_time_s)
+
+    def on_end(self, reports: Sequence[StepReport]) -> None:
+        return None
+
+
+@dataclass
+class Measured:
+    name: str
+    samples: int
+    wall_s: float
+    steady_steps_per_s: float
+    idle_fraction: float
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.wall_s
+
+
+def measure(name: str, clock: StepClock, ended: float, samples: int) -> Measured:
+    wall = ended - clock.started
+    steady = (len(clock.step_ends) - 1) / (clock.step_ends[-1] - clock.step_ends[0])
+    return Measured(name, samples, wall, steady, 1.0 - sum(clock.step_times) / wall)
+
+
+def run_colocated(folder: Path, dataset: Path, epochs: int) -> Measured:
+    run, _ = write_manifest(
+        folder, "bench-local", "local_colocated", dataset, epochs=epochs, checkpointInterval=1000
+    )
+    clock = StepClock()
+    trainer = build_offline_runtime(
+        run, out_dir=folder / "local", feature_store_dir=folder / "local-features", context=CPU, sinks=[clock]
+    )
+    trainer.train()
+    ended = time.perf_counter()
+    return measure("local_colocated", clock, ended, len(clock.step_ends) * run.spec.training.batch_size)
+
+
+def run_disaggregated(folder: Path, dataset: Path, epochs: int, producers: int, redis_url: str) -> Measured:
+    name = f"bench-disagg-{producers}"
+    run, manifest = write_manifest(
+        folder, name, "disaggregated", dataset, producers=producers, epochs=epochs, checkpointInterval=1000
+    )
+    features = folder / name / "features"
+    specs = producer_specs(run, manifest, features, redis_url, max_unacked_refs=1024)
+    procs = [
+        subprocess.Popen(
+            list(spec.argv),
+            env={**os.environ, **spec.env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for spec in specs
+    ]
+    try:
+        clock = StepClock()
+        trainer = build_offline_runtime(
+            run,
+            out_dir=folder / name,
+            feature_store_dir=features,
+            deployment_mode="disaggregated",
+            metadata_url=redis_url,
+            context=CPU,
+            sinks=[clock],
+        )
+        trainer.train()
+        ended = time.perf_counter()
+        trainer.controller.close()
+    finally:
+        for proc in procs:
+            proc.wait(timeout=120)
+    samples = len(clock.step_ends) * run.spec.training.batch_size
+    return measure(f"disaggregated x{producers}", clock, ended, samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--conversations", type=int, default=96)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--producers", type=int, nargs="+", default=[1, 2, 4])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory(prefix="specforge-bench-disagg-") as temporary:
+        folder = Path(temporary)
+        dataset = write_dataset(folder, args.conversations)
+        results = [run_colocated(folder, dataset, args.epochs)]
+        with LocalRedisServer(folder / "redis") as redis:
+            results += [run_disaggregated(folder, dataset, args.epochs, n, redis.url) for n in args.producers]
+    base = results[0]
+    print(
+        f"{'variant':<18} {'samples/s':>10} {'x colocated':>12} {'steady steps/s':>15} {'x colocated':>12} {'idle':>7}"
+    )
+    for r in results:
+        print(
+            f"{r.name:<18} {r.samples_per_s:>10.1f} {r.samples_per_s / base.samples_per_s:>12.2f} "
+            f"{r.steady_steps_per_s:>15.2f} {r.steady_steps_per_s / base.steady_steps_per_s:>12.2f} "
+            f"{r.idle_fraction:>7.1%}"
+        )
+    print(f"median steady ratio over disaggregated variants: "
+          f"{statistics.median(r.steady_steps_per_s / base.steady_steps_per_s for r in results[1:]):.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
