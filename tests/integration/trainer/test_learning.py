@@ -1,9 +1,9 @@
 """The shipped example learns: loss falls and accuracy rises over one epoch of the bundled data.
 
 Thresholds come from a measured run of this configuration (seed 0, lr 3e-3, 120 steps): mean loss of
-the first/last 20 steps 21.73 -> 21.43, mean acc_0 0.13 -> 0.29, acc_3 0.15 -> 0.28. They are set
-at roughly half the measured improvement, so a regression (no learning) fails while run-to-run CPU
-differences do not.
+the first/last 20 steps 13.81 -> 9.70, mean acc_0 0.15 -> 0.30, acc_3 0.17 -> 0.29, acceptance
+length 0.20 -> 0.49. They are set at roughly half the measured improvement, so a regression (no
+learning) fails while run-to-run CPU differences do not.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ def test_example_run_learns(tmp_path: Path) -> None:
     reports = trainer.train()
     assert len(reports) == 120
     first, last = reports[:20], reports[-20:]
-    assert mean(r.loss for r in last) < mean(r.loss for r in first) - 0.15
-    assert mean(r.accuracy[0] for r in last) > mean(r.accuracy[0] for r in first) + 0.08
+    assert mean(r.loss for r in last) < mean(r.loss for r in first) - 2.0
+    assert mean(r.accuracy[0] for r in last) > mean(r.accuracy[0] for r in first) + 0.07
     assert mean(r.accuracy[3] for r in last) > mean(r.accuracy[3] for r in first) + 0.06
-    assert mean(r.acceptance_length for r in last) > mean(r.acceptance_length for r in first)
+    assert mean(r.acceptance_length for r in last) > mean(r.acceptance_length for r in first) + 0.15
     assert (tmp_path / "out" / "loss.png").stat().st_size > 0
     assert (tmp_path / "out" / "epoch_0_step_120" / "model.safetensors").is_file()

@@ -99,3 +99,36 @@ def test_padding_positions_are_not_trained() -> None:
     batch.loss_mask[1, 5:] = 0
     output = eagle3_objective(_draft(), batch, ttt_length=1)
     assert output.counted.tolist() == [9.0 + 4.0]
+
+
+@pytest.mark.slow
+def test_the_draft_learns_a_target_it_can_see() -> None:
+    """A copy target (the target at p prefers x[p], which the draft reads as its input token): the
+    architecture and the TTT alignment must let every unrolled position learn it."""
+    torch.manual_seed(0)
+    width = 32
+    config = DraftConfig(
+        hidden_size=width,
+        intermediate_size=64,
+        num_attention_heads=4,
+        target_vocab_size=VOCAB,
+        draft_vocab_size=VOCAB,
+    )
+    vocab = build_draft_vocab([torch.arange(VOCAB)], target_vocab_size=VOCAB, draft_vocab_size=VOCAB)
+    draft = Eagle3DraftModel(config, torch.nn.Embedding(VOCAB, width), vocab)
+    optimizer = torch.optim.AdamW([p for p in draft.parameters() if p.requires_grad], lr=3e-3)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(120):
+        input_ids = torch.randint(0, VOCAB, (4, 16), generator=generator)
+        batch = Eagle3Batch(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            loss_mask=torch.ones_like(input_ids),
+            aux_hidden_states=torch.randn(4, 16, 3 * width, generator=generator),
+            target_logits=torch.nn.functional.one_hot(input_ids, VOCAB).float() * 8,
+        )
+        output = eagle3_objective(draft, batch, ttt_length=3)
+        optimizer.zero_grad()
+        output.loss.backward()
+        optimizer.step()
+    assert (output.correct / output.counted).min() > 0.9

@@ -20,6 +20,7 @@ from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from specforge_trainer.resources import BUILTIN_TOKENIZER_DIR
 
 BUILTIN_TARGET_SEED = 1234
+BUILTIN_HEAD_SCALE = 6.0
 # Shapes of the built-in target: big enough to have 3 distinct auxiliary layers, small enough that
 # a CPU trains a draft against it in about a minute.
 _BUILTIN_CONFIGS = {
@@ -138,6 +139,11 @@ def build_builtin_target(name: str) -> TargetModel:
         model = LlamaForCausalLM(config)
     finally:
         torch.random.set_rng_state(generator_state)
+    with torch.no_grad():
+        # A trained LM's next-token distribution is peaked; a random head's is nearly flat (logit std
+        # ~0.6), which leaves the soft-target loss almost blind to which token wins. Scaling the head
+        # keeps its argmax and sharpens the distribution to what a draft meets on a real target.
+        model.lm_head.weight.mul_(BUILTIN_HEAD_SCALE)
     return TargetModel(model, tokenizer, version=f"builtin:{name}:seed{BUILTIN_TARGET_SEED}")
 
 
