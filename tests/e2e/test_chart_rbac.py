@@ -211,7 +211,13 @@ def test_rendered_chart_passes_server_side_dry_run(
         stdin=rendered,
     )  # fmt: skip
     kinds = {line.split("/", 1)[0] for line in applied.splitlines() if "serverside-applied" in line}
-    expected = {"serviceaccount", "clusterrole.rbac.authorization.k8s.io", "deployment.apps", "service"}
+    expected = {
+        "serviceaccount",
+        "clusterrole.rbac.authorization.k8s.io",
+        "deployment.apps",
+        "service",
+        "poddisruptionbudget.policy",
+    }
     assert expected <= kinds, applied
     assert ("role.rbac.authorization.k8s.io" in kinds) == bool(values), applied
 

@@ -46,6 +46,7 @@ def test_default_render_kinds_labels_and_no_empty_fields(render: Callable[..., M
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "PodDisruptionBudget",
         "Service",
         "ServiceAccount",
     ]
@@ -211,3 +212,15 @@ def test_bad_values_fail_the_render_with_a_clear_message(
 ) -> None:
     with pytest.raises(RenderError, match=message):
         render(values)
+
+
+def test_disruption_budget_keeps_a_standby_through_drains(render: Callable[..., Manifests]) -> None:
+    manifests = render()
+    budget = only(manifests, "PodDisruptionBudget")
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert (
+        budget["spec"]["selector"]["matchLabels"]
+        == only(manifests, "Deployment")["spec"]["selector"]["matchLabels"]
+    )
+    assert "PodDisruptionBudget" not in kinds(render({"replicaCount": 1, "peering": {"enabled": False}}))
+    assert "PodDisruptionBudget" not in kinds(render({"podDisruptionBudget": {"enabled": False}}))
