@@ -28,6 +28,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from specforge_operator.kube import KubeApi
 from specforge_operator.process import OperatorProcess
+from unit.operator.builders import run_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "specforge-operator"
@@ -265,18 +266,12 @@ def test_failed_pod_reason_reaches_the_status(chart: ChartInstall, kube_api: k8s
     runs = Runs(kube_api, chart.watched[1])
     annotations = {KWOK_FAIL_ANNOTATION: "true", KWOK_RUN_DURATION_ANNOTATION: "1s"}
     runs.create(
-        {
-            "apiVersion": "specforge.io/v1alpha1",
-            "kind": "SpecForgeRun",
-            "metadata": {"name": "failing"},
-            "spec": {
-                "deploymentMode": "local_colocated",
-                "targetModel": {"builtin": "tiny-llama"},
-                "dataset": {"builtin": "chat-mini"},
-                "trainer": {"podAnnotations": annotations},
-                "runPolicy": {"backoffLimit": 0},
-            },
-        }
+        run_manifest(
+            "local_colocated",
+            "failing",
+            trainer={"podAnnotations": annotations},
+            runPolicy={"backoffLimit": 0},
+        )
     )
     failed = runs.wait_phase("failing", "Failed", timeout=90)
     reason = condition(failed, "Failed")
