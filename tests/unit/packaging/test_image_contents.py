@@ -75,3 +75,10 @@ def test_trainer_stage_installs_both_packages(tmp_path: Path) -> None:
     assert {"specforge_operator", "specforge_trainer"} <= _top_level_packages(wheel)
     entry_points = next(name for name in wheel.namelist() if name.endswith(".dist-info/entry_points.txt"))
     assert "specforge = specforge_trainer.cli:main" in wheel.read(entry_points).decode()
+    # The builtin dataset and tokenizer (no download in the pod) must be in the image too.
+    bundled = {
+        path.relative_to(REPO_ROOT / "trainer").as_posix()
+        for path in (REPO_ROOT / "trainer" / "specforge_trainer" / "resources").rglob("*")
+        if path.is_file() and path.suffix != ".py" and "__pycache__" not in path.parts
+    }
+    assert bundled and bundled <= set(wheel.namelist()), bundled - set(wheel.namelist())
