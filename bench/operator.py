@@ -72,7 +72,9 @@ class JobWatcher(threading.Thread):
     def run(self) -> None:
         self.started.set()
         try:
-            for event in self.watch.stream(self.batch.list_namespaced_job, self.namespace, timeout_seconds=3600):
+            for event in self.watch.stream(
+                self.batch.list_namespaced_job, self.namespace, timeout_seconds=3600
+            ):
                 self.first_seen.setdefault(event["object"].metadata.name, time.monotonic())
         except ProtocolError:
             pass  # the connection closes when the benchmark stops the watch
@@ -161,9 +163,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-runs", type=int, default=100)
     parser.add_argument("--scale-runs", type=int, default=1000)
-    parser.add_argument(
-        "--ha-runs", type=int, default=1000, help="runs for the 2-replica part (0 skips it)"
-    )
+    parser.add_argument("--ha-runs", type=int, default=1000, help="runs for the 2-replica part (0 skips it)")
     parser.add_argument(
         "--ha-changed", type=int, default=50, help="runs changed right after the failover kill"
     )
@@ -172,7 +172,16 @@ def main() -> int:
     kubeconfig, cluster_env = cluster_kubeconfig()
     api = k8s_config.new_client_from_config(config_file=kubeconfig)
     subprocess.run(
-        ["kubectl", "--kubeconfig", kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds")],
+        [
+            "kubectl",
+            "--kubeconfig",
+            kubeconfig,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            str(REPO_ROOT / "crds"),
+        ],
         check=True,
         capture_output=True,
     )
@@ -227,8 +236,14 @@ def main() -> int:
             finally:
                 core.delete_namespace(ha_namespace)
     finally:
-        operator.stop()
+        # Runs carry kopf's finalizer (their timers); delete them while the operator still runs to remove it.
         core.delete_namespace(namespace)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and any(
+            item.metadata.name == namespace for item in core.list_namespace().items
+        ):
+            time.sleep(2)
+        operator.stop()
         if cluster_env is not None:
             subprocess.run([str(REPO_ROOT / "hack/cluster.sh"), "down"], env=cluster_env, check=False)
     return 0
