@@ -6,14 +6,14 @@ polling helpers (imported by the test modules as ``from e2e.specforgerun.conftes
 from __future__ import annotations
 
 import copy
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
+from e2e.conftest import wait_for
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 from specforge_operator.kube import KubeApi
@@ -28,18 +28,6 @@ EXAMPLES = sorted(
     if [doc.get("kind") for doc in yaml.safe_load_all(path.read_text()) if doc] == ["SpecForgeRun"]
 )
 GROUP, VERSION, PLURAL = "specforge.io", "v1alpha1", "specforgeruns"
-T = TypeVar("T")
-
-
-def wait_for(fetch: Callable[[], T | None], what: str, timeout: float = 60.0, interval: float = 0.25) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e.conftest import GPU_RESOURCE, KWOK_FAIL_ANNOTATION, KWOK_RUN_DURATION_ANNOTATION
-from e2e.specforgerun.conftest import EXAMPLES, Runs, condition, load_example, wait_for
+from e2e.conftest import GPU_RESOURCE, KWOK_FAIL_ANNOTATION, KWOK_RUN_DURATION_ANNOTATION, wait_for
+from e2e.specforgerun.conftest import EXAMPLES, Runs, condition, load_example
 from kubernetes import client as k8s_client
 from specforge_operator.kube import KubeApi
 from specforge_operator.process import OperatorProcess

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e.conftest import KWOK_RUN_DURATION_ANNOTATION
-from e2e.specforgerun.conftest import Runs, wait_for
+from e2e.conftest import KWOK_RUN_DURATION_ANNOTATION, wait_for
+from e2e.specforgerun.conftest import Runs
 from kubernetes import client as k8s_client
 from specforge_operator.kube import KubeApi
 from specforge_operator.process import OperatorProcess
