@@ -1,12 +1,12 @@
 """Fixtures and helpers for the operator's e2e tests: the CRD installed, the operator running as a real
-subprocess (``python -m specforge_operator``) against the test cluster, a namespace per test, and small
-polling helpers (imported by the test modules as ``from e2e.specforgerun.conftest import ...``).
+subprocess (``python -m specforge_operator``) against the test cluster, run helpers, and small
+polling helpers (imported by the test modules as ``from e2e.specforgerun.conftest import ...``); the
+per-test ``namespace`` fixture comes from tests/e2e/conftest.py.
 """
 
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,15 +63,6 @@ def operator_process(
         yield process
     finally:
         process.stop()
-
-
-@pytest.fixture
-def namespace(kube_api: k8s_client.ApiClient) -> Iterator[str]:
-    core = k8s_client.CoreV1Api(kube_api)
-    name = f"sfr-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(k8s_client.V1Namespace(metadata=k8s_client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
 
 
 @pytest.fixture
