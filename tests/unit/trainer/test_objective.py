@@ -11,17 +11,17 @@ from specforge_trainer.objective import Eagle3Batch, acceptance_length, eagle3_o
 VOCAB, HIDDEN = 32, 16
 
 
-def _draft(draft_vocab: int = 12) -> Eagle3DraftModel:
+def _draft(draft_vocab: int = 12, width: int = HIDDEN, heads: int = 2) -> Eagle3DraftModel:
     torch.manual_seed(0)
     config = DraftConfig(
-        hidden_size=HIDDEN,
-        intermediate_size=32,
-        num_attention_heads=2,
+        hidden_size=width,
+        intermediate_size=2 * width,
+        num_attention_heads=heads,
         target_vocab_size=VOCAB,
         draft_vocab_size=draft_vocab,
     )
     vocab = build_draft_vocab([torch.arange(VOCAB)], target_vocab_size=VOCAB, draft_vocab_size=draft_vocab)
-    return Eagle3DraftModel(config, torch.nn.Embedding(VOCAB, HIDDEN), vocab)
+    return Eagle3DraftModel(config, torch.nn.Embedding(VOCAB, width), vocab)
 
 
 def _batch(length: int = 10, batch: int = 2) -> Eagle3Batch:
@@ -105,17 +105,8 @@ def test_padding_positions_are_not_trained() -> None:
 def test_the_draft_learns_a_target_it_can_see() -> None:
     """A copy target (the target at p prefers x[p], which the draft reads as its input token): the
     architecture and the TTT alignment must let every unrolled position learn it."""
-    torch.manual_seed(0)
     width = 32
-    config = DraftConfig(
-        hidden_size=width,
-        intermediate_size=64,
-        num_attention_heads=4,
-        target_vocab_size=VOCAB,
-        draft_vocab_size=VOCAB,
-    )
-    vocab = build_draft_vocab([torch.arange(VOCAB)], target_vocab_size=VOCAB, draft_vocab_size=VOCAB)
-    draft = Eagle3DraftModel(config, torch.nn.Embedding(VOCAB, width), vocab)
+    draft = _draft(draft_vocab=VOCAB, width=width, heads=4)
     optimizer = torch.optim.AdamW([p for p in draft.parameters() if p.requires_grad], lr=3e-3)
     generator = torch.Generator().manual_seed(1)
     for _ in range(120):
