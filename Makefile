@@ -54,6 +54,7 @@ lint: deps ## ruff, import layering (import-linter), mypy and hadolint
 bench: deps system-deps ## Run the benchmarks under bench/ (prints ratios measured side by side)
 	$(BIN)/python bench/control_plane.py
 	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/disagg.py
 
 .PHONY: cluster-binaries
 cluster-binaries: ## Build (or reuse from ~/.cache) the local Kubernetes control-plane binaries
