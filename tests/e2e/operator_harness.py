@@ -70,39 +70,74 @@ class PrivateCluster:
     def api_client(self) -> k8s_client.ApiClient:
         return k8s_config.new_client_from_config(config_file=self.kubeconfig)
 
+    def _component_pid_files(self) -> list[Path]:
+        """Every process of the cluster: kwokctl's components and our training-operator."""
+        return [
+            *sorted((self.state_dir / "pids").glob("*.pid")),
+            self.state_dir / "training-operator" / "pid",
+        ]
+
     def restart_apiserver(self, down_seconds: float = 3.0) -> None:
-        """SIGKILL kube-apiserver, keep it down a moment, start it again with the same command line."""
-        pid_file = self.state_dir / "pids" / "kube-apiserver.pid"
-        pid = int(pid_file.read_text().strip())
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
-        cwd = os.readlink(f"/proc/{pid}/cwd")
+        """SIGKILL kube-apiserver, keep it down a moment, start it again with the same command line.
+
+        Components that lose their leader lease meanwhile exit (kube-controller-manager, the scheduler):
+        on a real control plane the kubelet restarts them, here this does, from their own command lines.
+        """
+        snapshots = {path: _snapshot(path) for path in self._component_pid_files()}
+        apiserver = self.state_dir / "pids" / "kube-apiserver.pid"
+        pid = int(apiserver.read_text().strip())
         os.kill(pid, signal.SIGKILL)
         while Path(f"/proc/{pid}").exists() and "zombie" not in _proc_state(pid):
             time.sleep(0.05)
         time.sleep(down_seconds)
-        log = (self.state_dir / "logs" / "kube-apiserver.log").open("ab")
-        process = subprocess.Popen(
-            [arg.decode() for arg in argv],
-            cwd=cwd,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        threading.Thread(target=process.wait, daemon=True).start()  # reap it when `cluster.sh down` stops it
-        pid_file.write_text(f"{process.pid}\n")
+        _respawn(apiserver, snapshots[apiserver], self.state_dir / "logs" / "kube-apiserver.log")
         self.wait_ready()
+        time.sleep(15)  # longer than a leader lease's renew deadline: whoever lost it has exited by now
+        for path, snapshot in snapshots.items():
+            if snapshot is not None and not _alive(int(path.read_text().strip())):
+                _respawn(path, snapshot, path.parent.parent / "logs" / f"{path.stem}.restarted.log")
 
     def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until the API server serves the SpecForgeRun resource (it answers /version much earlier)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 with self.api_client() as api:
-                    k8s_client.VersionApi(api).get_code()
+                    k8s_client.CustomObjectsApi(api).list_cluster_custom_object(
+                        "specforge.io", "v1alpha1", "specforgeruns", limit=1
+                    )
                     return
             except Exception:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.3)
+
+
+Snapshot = tuple[list[str], str]  # argv, working directory
+
+
+def _snapshot(pid_file: Path) -> Snapshot | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        return [arg.decode() for arg in argv], os.readlink(f"/proc/{pid}/cwd")
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and "zombie" not in _proc_state(pid)
+
+
+def _respawn(pid_file: Path, snapshot: Snapshot | None, log_path: Path) -> None:
+    assert snapshot is not None, f"no command line recorded for {pid_file}"
+    argv, cwd = snapshot
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    threading.Thread(target=process.wait, daemon=True).start()  # reap it when `cluster.sh down` stops it
+    pid_file.write_text(f"{process.pid}\n")
 
 
 def _proc_state(pid: int) -> str:

@@ -112,36 +112,6 @@ def test_sigkill_mid_batch_then_restart_converges_without_recreating_children(
         second.stop()
 
 
-def test_kube_apiserver_restart_operator_reconnects_and_converges(
-    cluster: PrivateCluster, runs: Runs, tmp_path: Path
-) -> None:
-    operator = start_operator(cluster, tmp_path)
-    try:
-        for index in range(3):
-            runs.create(
-                run_manifest("local_colocated", f"active-{index}", trainer={"podAnnotations": LONG_RUN})
-            )
-        for index in range(3):
-            runs.wait_phase(f"active-{index}", "Running", timeout=60)
-
-        cluster.restart_apiserver(down_seconds=5)
-        with cluster.api_client() as api:
-            after = Runs(api, runs.namespace)
-            assert operator.process.poll() is None, "the operator died with the API server"
-            after.create(
-                run_manifest("local_colocated", "after-restart", trainer={"podAnnotations": LONG_RUN})
-            )
-            after.patch_spec("active-0", {"suspend": True})
-            after.wait_phase("after-restart", "Running", timeout=90)
-            after.wait_phase("active-0", "Suspended", timeout=60)
-            assert after.get("active-1")["status"]["phase"] == "Running"
-    except BaseException:
-        print(operator.log_tail())
-        raise
-    finally:
-        operator.stop()
-
-
 def wait_replaced(kube: KubeApi, namespace: str, key: tuple[str, str, str], old_uid: str) -> None:
     api_version, kind, name = key
     wait_for(
@@ -244,3 +214,34 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(
         standby.stop()
         if active.process.poll() is None:
             active.stop()
+
+
+# Last in the module: it restarts the control plane under every later test.
+def test_kube_apiserver_restart_operator_reconnects_and_converges(
+    cluster: PrivateCluster, runs: Runs, tmp_path: Path
+) -> None:
+    operator = start_operator(cluster, tmp_path)
+    try:
+        for index in range(3):
+            runs.create(
+                run_manifest("local_colocated", f"active-{index}", trainer={"podAnnotations": LONG_RUN})
+            )
+        for index in range(3):
+            runs.wait_phase(f"active-{index}", "Running", timeout=60)
+
+        cluster.restart_apiserver(down_seconds=5)
+        with cluster.api_client() as api:
+            after = Runs(api, runs.namespace)
+            assert operator.process.poll() is None, "the operator died with the API server"
+            after.create(
+                run_manifest("local_colocated", "after-restart", trainer={"podAnnotations": LONG_RUN})
+            )
+            after.patch_spec("active-0", {"suspend": True})
+            after.wait_phase("after-restart", "Running", timeout=90)
+            after.wait_phase("active-0", "Suspended", timeout=60)
+            assert after.get("active-1")["status"]["phase"] == "Running"
+    except BaseException:
+        print(operator.log_tail())
+        raise
+    finally:
+        operator.stop()
