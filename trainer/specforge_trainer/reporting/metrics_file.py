@@ -48,13 +48,33 @@ def plot_curves(reports: Sequence[StepReport], path: Path) -> None:
     from matplotlib import pyplot
 
     steps = [report.step for report in reports]
+    window = max(1, len(reports) // 20)
     figure, (loss_axes, accuracy_axes) = pyplot.subplots(1, 2, figsize=(11, 4))
-    loss_axes.plot(steps, [report.loss for report in reports])
+    losses = [report.loss for report in reports]
+    loss_axes.plot(steps, losses, alpha=0.3, label="per step")
+    loss_axes.plot(steps, moving_average(losses, window), label=f"mean of {window} steps")
     loss_axes.set(xlabel="optimizer step", ylabel="loss (sum of 0.8^i * loss_i)", title="training loss")
+    loss_axes.legend(fontsize="small")
     for position in range(len(reports[0].accuracy)):
-        accuracy_axes.plot(steps, [report.accuracy[position] for report in reports], label=f"acc_{position}")
-    accuracy_axes.set(xlabel="optimizer step", ylabel="accuracy", title="draft accuracy per position")
+        curve = moving_average([report.accuracy[position] for report in reports], window)
+        accuracy_axes.plot(steps, curve, label=f"acc_{position}")
+    accuracy_axes.set(
+        xlabel="optimizer step",
+        ylabel="accuracy",
+        title=f"draft accuracy per position (mean of {window} steps)",
+    )
     accuracy_axes.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
+
+
+def moving_average(values: Sequence[float], window: int) -> list[float]:
+    """Trailing mean over up to ``window`` values: the trend through per-step noise of small batches."""
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
