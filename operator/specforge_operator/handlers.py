@@ -71,8 +71,15 @@ def _reconcile_and_report(body: kopf.Body, reconciler: Reconciler) -> None:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
-# A failed reconcile (e.g. the API server briefly unavailable) is retried soon, not after kopf's 60 s.
+# On start-up or take-over every run is "resumed"; one whose status already reflects its spec is left to
+# the resync timer, so a replica that takes over reaches the runs that changed first, not after all others.
 @kopf.on.resume(*RUN_RESOURCE, backoff=RETRY_BACKOFF_SECONDS)
+def run_resumed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if (body.get("status") or {}).get("observedGeneration") != body["metadata"].get("generation"):
+        _reconcile_and_report(body, memo.reconciler)
+
+
+# A failed reconcile (e.g. the API server briefly unavailable) is retried soon, not after kopf's 60 s.
 @kopf.on.create(*RUN_RESOURCE, backoff=RETRY_BACKOFF_SECONDS)
 @kopf.on.update(*RUN_RESOURCE, field="spec", backoff=RETRY_BACKOFF_SECONDS)
 def run_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
