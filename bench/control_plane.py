@@ -27,9 +27,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _support.control_plane import make_ref  # noqa: E402
-
-from specforge_trainer.control_plane import (  # noqa: E402
+from _support.control_plane import make_ref
+from specforge_trainer.control_plane import (
     DataFlowController,
     InMemoryMetadataStore,
     MetadataStore,
@@ -37,12 +36,14 @@ from specforge_trainer.control_plane import (  # noqa: E402
     RedisMetadataStore,
     SQLiteMetadataStore,
 )
-from specforge_trainer.local_redis import LocalRedisServer  # noqa: E402
+from specforge_trainer.local_redis import LocalRedisServer
 
 RUN = "run-a"
 
 
-def store_builders(tmp: Path, redis_url: str, redis_relaxed_url: str) -> dict[str, Callable[[], MetadataStore]]:
+def store_builders(
+    tmp: Path, redis_url: str, redis_relaxed_url: str
+) -> dict[str, Callable[[], MetadataStore]]:
     counter = iter(range(10**6))
     return {
         "noop": NoOpMetadataStore,
@@ -75,17 +76,14 @@ def step_overheads(builders: dict[str, Callable[[], MetadataStore]], steps: int,
     step = Step(batch)
     variants: dict[str, tuple[DataFlowController | None, list[float], list[float]]] = {"none": (None, [], [])}
     for name, build in builders.items():
-        ctl = DataFlowController(RUN if "redis" not in name else build().run_id, metadata_store=build())  # type: ignore[attr-defined]
-        variants[name] = (ctl, [], [])
-    refs_by_variant = {}
-    for name, (ctl, _, _) in variants.items():
+        store = build()
+        variants[name] = (DataFlowController(getattr(store, "run_id", RUN), metadata_store=store), [], [])
+    for ctl, _, _ in variants.values():
         if ctl is not None:
             refs = [make_ref(i, ctl.run_id) for i in range(steps * batch)]
             ctl.commit_samples("producer", refs)
-            refs_by_variant[name] = refs
-    # warm up every variant, then interleave
-    for rnd in range(steps):
-        for name, (ctl, totals, cp_times) in variants.items():
+    for rnd in range(steps):  # round-robin: machine noise hits every variant alike
+        for ctl, totals, cp_times in variants.values():
             t0 = time.perf_counter()
             if ctl is None:
                 indices = list(range(rnd * batch, (rnd + 1) * batch))
@@ -96,13 +94,17 @@ def step_overheads(builders: dict[str, Callable[[], MetadataStore]], steps: int,
                 c1 = time.perf_counter()
                 step([int(r.sample_id[1:]) for r in refs])
                 c2 = time.perf_counter()
-                ctl.ack_train_refs("rank0", [r.sample_id for r in refs], global_step=rnd + 1, optimizer_durable=True)
+                ctl.ack_train_refs(
+                    "rank0", [r.sample_id for r in refs], global_step=rnd + 1, optimizer_durable=True
+                )
                 c3 = time.perf_counter()
                 cp_times.append((c1 - c0) + (c3 - c2))
                 assert len(refs) == batch
             totals.append(time.perf_counter() - t0)
     base = statistics.median(variants["none"][1])
-    print(f"\n## Step overhead ({steps} steps, {batch} refs per step, median step with no control plane: {base * 1e3:.2f} ms)")
+    print(
+        f"\n## Step overhead ({steps} steps, {batch} refs per step, median step with no control plane: {base * 1e3:.2f} ms)"
+    )
     print(f"{'store':28} {'median step ms':>15} {'vs none':>9} {'cp p50 ms':>10} {'cp p99 ms':>10}")
     for name, (_ctl, totals, cp_times) in variants.items():
         med = statistics.median(totals)
@@ -118,14 +120,14 @@ def lifecycles(builders: dict[str, Callable[[], MetadataStore]], n: int, batch: 
         store = build()
         run_id = getattr(store, "run_id", RUN)
         ctl = DataFlowController(run_id, metadata_store=store)
-        refs = [make_ref(i, run_id) for i in range(n)]
-        for r in refs:
-            r.to_json()  # producers serialise as they build refs; not the control plane's cost
+        refs = [make_ref(i, run_id) for i in range(n)]  # serialised inside commit: part of the lifecycle
         t0 = time.perf_counter()
         for start in range(0, n, batch):
             ctl.commit_samples("p", refs[start : start + batch])
             leased = ctl.lease_train_refs("rank0", batch)
-            ctl.ack_train_refs("rank0", [r.sample_id for r in leased], global_step=start // batch + 1, optimizer_durable=True)
+            ctl.ack_train_refs(
+                "rank0", [r.sample_id for r in leased], global_step=start // batch + 1, optimizer_durable=True
+            )
         elapsed = time.perf_counter() - t0
         rates[name] = n / elapsed
         print(f"{name:28} {rates[name]:12,.0f} /s")
@@ -141,7 +143,9 @@ def redis_set_rate(port: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lifecycles", type=int, default=100_000)

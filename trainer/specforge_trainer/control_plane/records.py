@@ -71,6 +71,7 @@ class SampleRef:
     tokenizer_version: str = ""
     schema_version: int = SCHEMA_VERSION
     _json: str | None = field(default=None, init=False, repr=False, compare=False)
+    _wire: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if type(self.feature_keys) is not tuple and isinstance(self.feature_keys, list):
@@ -144,31 +145,65 @@ class SampleRef:
             object.__setattr__(ref, "_json", text)
         return ref
 
+    def to_store_json(self) -> str:
+        """The compact form stores keep: a JSON array in field order, ending with the schema version.
+
+        Half the bytes of :meth:`to_json` and about twice as fast to parse, which is what leasing
+        thousands of refs per second spends its time on. Computed once per ref.
+        """
+        if self._wire is None:
+            specs = [[s.name, list(s.shape), s.dtype] for s in self.feature_specs]
+            row = [
+                self.sample_id, self.run_id, self.feature_uri, list(self.feature_keys), specs, self.strategy,
+                self.num_tokens, self.estimated_bytes, self.target_model_version, self.tokenizer_version,
+                self.schema_version,
+            ]  # fmt: skip
+            object.__setattr__(self, "_wire", json.dumps(row, separators=(",", ":")))
+        return self._wire  # type: ignore[return-value]
+
     @classmethod
     def from_store_json(cls, text: str) -> SampleRef:
         """A ref read back from a metadata store, which only ever holds refs validated at commit.
 
-        JSON cannot carry a tensor, so this skips the per-field checks that dominate the cost of
-        leasing; the schema version is still enforced.
+        JSON cannot carry a tensor, so this skips the per-field checks; the schema version is
+        still enforced.
         """
-        data = json.loads(text)
-        if data.get("schema_version", SCHEMA_VERSION) > SCHEMA_VERSION:
-            return cls.from_dict(data)  # raises the clear error
-        ref = object.__new__(cls)
-        setattr_ = object.__setattr__
-        for name, value in data.items():
-            setattr_(ref, name, value)
-        setattr_(ref, "feature_keys", tuple(data["feature_keys"]))
-        specs = []
-        for name, shape, dtype in data["feature_specs"]:
-            spec = object.__new__(FeatureSpec)
-            setattr_(spec, "name", name)
-            setattr_(spec, "shape", tuple(shape))
-            setattr_(spec, "dtype", dtype)
-            specs.append(spec)
-        setattr_(ref, "feature_specs", tuple(specs))
-        setattr_(ref, "_json", text)
+        row = json.loads(text)
+        if not isinstance(row, list) or row[-1] != SCHEMA_VERSION:
+            version = row[-1] if isinstance(row, list) else "?"
+            raise ValueError(
+                f"stored SampleRef has schema_version {version}; this runtime reads {SCHEMA_VERSION} "
+                "(a store written by another version of specforge?)"
+            )
+        (sid, run_id, uri, keys, specs, strategy, num_tokens, nbytes, model_version, tok_version, version) = (
+            row
+        )
+        ref = _new(cls)
+        _set(ref, "sample_id", sid)
+        _set(ref, "run_id", run_id)
+        _set(ref, "feature_uri", uri)
+        _set(ref, "feature_keys", tuple(keys))
+        feature_specs = []
+        for name, shape, dtype in specs:
+            spec = _new(FeatureSpec)
+            _set(spec, "name", name)
+            _set(spec, "shape", tuple(shape))
+            _set(spec, "dtype", dtype)
+            feature_specs.append(spec)
+        _set(ref, "feature_specs", tuple(feature_specs))
+        _set(ref, "strategy", strategy)
+        _set(ref, "num_tokens", num_tokens)
+        _set(ref, "estimated_bytes", nbytes)
+        _set(ref, "target_model_version", model_version)
+        _set(ref, "tokenizer_version", tok_version)
+        _set(ref, "schema_version", version)
+        _set(ref, "_json", None)
+        _set(ref, "_wire", text)
         return ref
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 def _as_feature_spec(value: Any) -> FeatureSpec:

@@ -188,7 +188,9 @@ class RedisMetadataStore(MetadataStore):
 
     # -- commit ----------------------------------------------------------------------------------
     def commit_samples(self, refs: Sequence[SampleRef]) -> list[bool]:
-        batches = ([v for ref in chunk for v in (ref.sample_id, ref.to_json())] for chunk in _chunks(refs))
+        batches = (
+            [v for ref in chunk for v in (ref.sample_id, ref.to_store_json())] for chunk in _chunks(refs)
+        )
         results = self._run_batched("commit", self._k("refs", "committed", "seq", "pending"), batches)
         return [bool(flag) for batch in results for flag in batch]
 

@@ -7,17 +7,32 @@ id→seq · ``acked`` hash id→global step · ``failed`` set · ``owner`` hash 
 hash · ``claim:<holder>`` the holder's last claim (token and ids) so a retried claim is idempotent.
 """
 
+# KEYS: refs committed seq pending ; ARGV: id json id json ... One bulk read, one bulk write per
+# key, no Redis call per ref (the per-call cost dominates at batch sizes).
 COMMIT = """
-local out = {}
-for i = 1, #ARGV, 2 do
-  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
-    local seq = redis.call('INCR', KEYS[3])
-    redis.call('ZADD', KEYS[2], seq, ARGV[i])
-    redis.call('ZADD', KEYS[4], seq, ARGV[i])
-    out[#out + 1] = 1
+local ids = {}
+for i = 1, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+local existing = redis.call('HMGET', KEYS[1], unpack(ids))
+local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+local out, fields, members, seen = {}, {}, {}, {}
+for j, id in ipairs(ids) do
+  if existing[j] or seen[id] then
+    out[j] = 0
   else
-    out[#out + 1] = 0
+    seen[id] = true
+    out[j] = 1
+    seq = seq + 1
+    fields[#fields + 1] = id
+    fields[#fields + 1] = ARGV[2 * j]
+    members[#members + 1] = seq
+    members[#members + 1] = id
   end
+end
+if #fields > 0 then
+  redis.call('HSET', KEYS[1], unpack(fields))
+  redis.call('SET', KEYS[3], seq)
+  redis.call('ZADD', KEYS[2], unpack(members))
+  redis.call('ZADD', KEYS[4], unpack(members))
 end
 return out
 """
@@ -81,14 +96,20 @@ return redis.call('HMGET', KEYS[5], unpack(ids))
 CLAIM_NAMED = (
     _REAP
     + """
-local fresh, got = {}, {}
-for i = 4, #ARGV do
-  local id = ARGV[i]
-  if redis.call('ZSCORE', KEYS[2], id) then
-    fresh[#fresh + 1] = id
-    got[#got + 1] = id
-  elseif redis.call('HGET', KEYS[3], id) == holder then
-    got[#got + 1] = id
+local ids = {}
+for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+local pending = redis.call('ZMSCORE', KEYS[2], unpack(ids))
+local owners = redis.call('HMGET', KEYS[3], unpack(ids))
+local fresh, got, seen = {}, {}, {}
+for j, id in ipairs(ids) do
+  if not seen[id] then
+    seen[id] = true
+    if pending[j] then
+      fresh[#fresh + 1] = id
+      got[#got + 1] = id
+    elseif owners[j] == holder then
+      got[#got + 1] = id
+    end
   end
 end
 lease(fresh)
@@ -99,21 +120,33 @@ return redis.call('HMGET', KEYS[5], unpack(got))
 
 # KEYS: committed acked owner marker pending ; ARGV: global_step optimizer_durable held_prefix ids...
 ACK = """
-for i = 4, #ARGV do
-  if not redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-    return redis.error_reply('UNKNOWN_SAMPLE ' .. ARGV[i])
-  end
+local ids = {}
+for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+local committed = redis.call('ZMSCORE', KEYS[1], unpack(ids))
+for j, score in ipairs(committed) do
+  if not score then return redis.error_reply('UNKNOWN_SAMPLE ' .. ids[j]) end
 end
-for i = 4, #ARGV do
-  local id = ARGV[i]
-  if redis.call('HSETNX', KEYS[2], id, ARGV[1]) == 1 then
-    redis.call('ZREM', KEYS[5], id)
-    local o = redis.call('HGET', KEYS[3], id)
-    if o then
-      redis.call('SREM', ARGV[3] .. o, id)
-      redis.call('HDEL', KEYS[3], id)
+local acked = redis.call('HMGET', KEYS[2], unpack(ids))
+local owners = redis.call('HMGET', KEYS[3], unpack(ids))
+local fields, fresh, by_owner, seen = {}, {}, {}, {}
+for j, id in ipairs(ids) do
+  if not acked[j] and not seen[id] then
+    seen[id] = true
+    fresh[#fresh + 1] = id
+    fields[#fields + 1] = id
+    fields[#fields + 1] = ARGV[1]
+    local owner = owners[j]
+    if owner then
+      by_owner[owner] = by_owner[owner] or {}
+      table.insert(by_owner[owner], id)
     end
   end
+end
+if #fresh > 0 then
+  redis.call('HSET', KEYS[2], unpack(fields))
+  redis.call('ZREM', KEYS[5], unpack(fresh))
+  redis.call('HDEL', KEYS[3], unpack(fresh))
+  for owner, owned in pairs(by_owner) do redis.call('SREM', ARGV[3] .. owner, unpack(owned)) end
 end
 local prev = tonumber(redis.call('HGET', KEYS[4], 'global_step') or ARGV[1])
 local n = redis.call('HLEN', KEYS[2])

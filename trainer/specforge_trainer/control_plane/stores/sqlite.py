@@ -98,7 +98,7 @@ class SQLiteMetadataStore(MetadataStore):
             for ref in refs:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO refs (run_id, sample_id, ref_json) VALUES (?, ?, ?)",
-                    (self.run_id, ref.sample_id, ref.to_json()),
+                    (self.run_id, ref.sample_id, ref.to_store_json()),
                 )
                 fresh.append(cur.rowcount == 1)
         return fresh
