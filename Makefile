@@ -111,4 +111,4 @@ helm-lint: cluster-binaries ## helm lint --strict the operator chart (default va
 
 .PHONY: chart-test
 chart-test: deps cluster-binaries ## Chart tests: rendered-output tests, CRD copy in sync, helm lint
-	$(BIN)/pytest tests/unit/chart $(PYTEST_ARGS)
+	$(BIN)/pytest tests/integration/chart $(PYTEST_ARGS)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from specforge_operator.crd import CRD_FILE_NAME, render_crd_yaml
 from specforge_operator.spec_reference import render_reference
-from unit.chart.helm_render import CHART_DIR, REPO_ROOT, Manifests, helm_binary
+from integration.chart.helm_render import CHART_DIR, REPO_ROOT, Manifests, helm_binary
 
 
 def test_chart_crd_is_the_generated_one() -> None:

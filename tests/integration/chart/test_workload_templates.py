@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from unit.chart.helm_render import CHART_DIR, RELEASE_NAMESPACE, Manifests, RenderError, kinds, only
+from integration.chart.helm_render import CHART_DIR, RELEASE_NAMESPACE, Manifests, RenderError, kinds, only
 
 APP_VERSION = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["appVersion"]
 STANDARD_LABELS = {
