@@ -49,11 +49,15 @@ cluster_up() {
 cluster_down() {
   stop_training_operator
   local pids
-  pids=$(cat "$CLUSTER_DIR"/pids/*.pid 2>/dev/null || true)
+  # kwokctl writes its pid files without a newline: read them one by one, not with one `cat`.
+  local pidfile
+  pids=$(for pidfile in "$CLUSTER_DIR"/pids/*.pid; do [ -f "$pidfile" ] && echo "$(cat "$pidfile")"; done)
   if [ -d "$CLUSTER_DIR" ]; then
     kwokctl delete cluster >&2
   fi
-  # kwokctl signals its components and returns; wait until they are really gone (ports freed).
+  # kwokctl signals the components it started; a component restarted since (an e2e test restarts
+  # kube-apiserver) is ours to signal. Then wait until every one is really gone (ports freed).
+  for pid in $pids; do kill "$pid" 2>/dev/null || true; done
   wait_for_exit $pids
   rm -rf "$CLUSTER_DIR"
   echo "cluster '$CLUSTER_NAME' is down" >&2

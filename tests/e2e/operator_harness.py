@@ -61,7 +61,11 @@ class PrivateCluster:
         self.kubeconfig = line.removeprefix("export KUBECONFIG=").strip()
 
     def down(self) -> None:
+        state_dir = str(self.state_dir)
         self._script("down")
+        # `down` must leave no process behind, restarted components included
+        left = subprocess.run(["pgrep", "-af", state_dir], capture_output=True, text=True).stdout.strip()
+        assert not left, f"processes left after hack/cluster.sh down:\n{left}"
 
     @property
     def state_dir(self) -> Path:
