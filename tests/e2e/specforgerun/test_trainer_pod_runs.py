@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from _support.manifests import minimal_run
 from e2e.conftest import KWOK_RUN_DURATION_ANNOTATION, wait_for
 from e2e.specforgerun.conftest import Runs
 from kubernetes import client as k8s_client
@@ -116,24 +117,11 @@ def test_rendered_trainer_pod_trains_and_reports_progress(
 ) -> None:
     if shutil.which("specforge") is None and not (Path(sys.executable).parent / "specforge").exists():
         pytest.fail("the `specforge` CLI is not installed (pip install -e .[trainer])")
-    manifest = {
-        "apiVersion": "specforge.io/v1alpha1",
-        "kind": "SpecForgeRun",
-        "metadata": {"name": "real"},
-        "spec": {
-            "deploymentMode": "local_colocated",
-            "targetModel": {"builtin": "tiny-llama"},
-            "dataset": {"builtin": "chat-mini"},
-            "training": {
-                "epochs": 1,
-                "maxSteps": 6,
-                "batchSize": 2,
-                "maxLength": 64,
-                "checkpointInterval": 3,
-            },
-            "trainer": {"podAnnotations": {KWOK_RUN_DURATION_ANNOTATION: "600s"}},
-        },
-    }
+    manifest = minimal_run(
+        "real",
+        training={"epochs": 1, "maxSteps": 6, "batchSize": 2, "maxLength": 64, "checkpointInterval": 3},
+        trainer={"podAnnotations": {KWOK_RUN_DURATION_ANNOTATION: "600s"}},
+    )
     runs.create(manifest)
     pod = _pod_of(kube, runs.namespace, "real")
     command, env = _local_process_spec(kube, pod, tmp_path / "pod")

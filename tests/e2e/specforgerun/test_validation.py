@@ -8,20 +8,12 @@ import json
 from typing import Any
 
 import pytest
+from _support.manifests import minimal_run
 from e2e.specforgerun.conftest import GROUP, PLURAL, VERSION
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
-VALID = {
-    "apiVersion": "specforge.io/v1alpha1",
-    "kind": "SpecForgeRun",
-    "metadata": {"name": "bad"},
-    "spec": {
-        "deploymentMode": "local_colocated",
-        "targetModel": {"builtin": "tiny-llama"},
-        "dataset": {"builtin": "chat-mini"},
-    },
-}
+VALID = minimal_run("bad")
 HOST_FEATURES = {"volume": {"hostPath": {"path": "/tmp/features"}}}
 
 # (case id, spec changes (None deletes a key), the field the error must name)

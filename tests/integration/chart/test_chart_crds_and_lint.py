@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import yaml
+from integration.chart.helm_render import CHART_DIR, REPO_ROOT, Manifests, helm_binary
 from specforge_operator.crd import CRD_FILE_NAME, render_crd_yaml
 from specforge_operator.spec_reference import render_reference
-from integration.chart.helm_render import CHART_DIR, REPO_ROOT, Manifests, helm_binary
 
 
 def test_chart_crd_is_the_generated_one() -> None:

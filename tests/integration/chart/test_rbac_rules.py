@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
+from integration.chart.helm_render import RELEASE_NAMESPACE, Manifests, kinds, only
 from specforge_operator.kube import RESOURCE_PLURALS
 from specforge_operator.render.config import progress_rbac
-from integration.chart.helm_render import RELEASE_NAMESPACE, Manifests, kinds, only
 from unit.operator.builders import build_run
 
 # Verbs the reconciler's KubeApi uses on each child: apply (patch), create, get, list (prune) and delete.

@@ -7,22 +7,13 @@ from typing import Any
 
 import pytest
 import yaml
+from _support.manifests import minimal_run
 from specforge_trainer.cli import EXIT_BAD_INPUT, main
 from specforge_trainer.trainer import TrainerSettings
 
 
 def _manifest(tmp_path: Path, **spec: Any) -> Path:
-    document = {
-        "apiVersion": "specforge.io/v1alpha1",
-        "kind": "SpecForgeRun",
-        "metadata": {"name": "bad"},
-        "spec": {
-            "deploymentMode": "local_colocated",
-            "targetModel": {"builtin": "tiny-llama"},
-            "dataset": {"builtin": "chat-mini"},
-            **spec,
-        },
-    }
+    document = minimal_run("bad", **spec)
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
