@@ -38,24 +38,16 @@ from specforge_operator.kube import KubeApi
 from specforge_operator.process import OperatorProcess
 from urllib3.exceptions import ProtocolError
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _support.manifests import minimal_run
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "specforge.io", "v1alpha1", "specforgeruns"
 CHILDREN_PER_LOCAL_RUN = 5  # ConfigMap, ServiceAccount, Role, RoleBinding, Job
 
 
 def run_manifest(name: str, *, suspend: bool) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "SpecForgeRun",
-        "metadata": {"name": name},
-        "spec": {
-            "deploymentMode": "local_colocated",
-            "targetModel": {"builtin": "tiny-llama"},
-            "dataset": {"builtin": "chat-mini"},
-            "trainer": {"resources": {"cpu": "10m", "memory": "64Mi"}},
-            "suspend": suspend,
-        },
-    }
+    return minimal_run(name, trainer={"resources": {"cpu": "10m", "memory": "64Mi"}}, suspend=suspend)
 
 
 class JobWatcher(threading.Thread):

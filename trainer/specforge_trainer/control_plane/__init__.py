@@ -52,8 +52,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    if name == "RedisMetadataStore":
-        from .stores.redis import RedisMetadataStore
+    from . import stores  # RedisMetadataStore is imported lazily there
 
-        return RedisMetadataStore
-    raise AttributeError(name)
+    return getattr(stores, name)
