@@ -85,6 +85,7 @@ def test_unschedulable_run_says_why_and_clears_when_capacity_arrives(
 
     node = f"big-gpu-{runs.namespace}"
     core = k8s_client.CoreV1Api(api)
+    capacity = {"cpu": "96", "memory": "1024Gi", "pods": "110", GPU_RESOURCE: "16"}
     core.create_node(
         {
             "metadata": {
@@ -92,7 +93,15 @@ def test_unschedulable_run_says_why_and_clears_when_capacity_arrives(
                 "annotations": {"kwok.x-k8s.io/node": "fake"},
                 "labels": {"type": "kwok", "kubernetes.io/hostname": node},
             },
-            "status": {"capacity": {"cpu": "96", "memory": "1024Gi", "pods": "110", GPU_RESOURCE: "16"}},
+            # allocatable and Ready from the start: the node's add event alone lets the scheduler retry
+            # the pod, instead of depending on which later node update its queueing hints act on
+            "status": {
+                "capacity": capacity,
+                "allocatable": capacity,
+                "conditions": [
+                    {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kwok"}
+                ],
+            },
         }
     )
     try:
@@ -103,6 +112,13 @@ def test_unschedulable_run_says_why_and_clears_when_capacity_arrives(
         )
         assert cleared["reason"] == "PodsScheduled"
         runs.wait_phase("big", "Running", timeout=60)
+    except BaseException:  # what the scheduler and the operator saw, shown with the failure
+        for pod in core.list_namespaced_pod(runs.namespace).items:
+            print("pod", pod.metadata.name, pod.spec.node_name, pod.status.phase, pod.status.conditions)
+        big = core.read_node(node)
+        print("node", big.status.conditions, big.status.allocatable, big.spec.taints)
+        print("run status", runs.get("big")["status"])
+        raise
     finally:
         core.delete_node(node)
 
