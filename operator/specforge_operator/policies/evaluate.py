@@ -63,9 +63,6 @@ def _wire_time(value: datetime) -> str:
 
 def _schedulable(inputs: PolicyInputs) -> tuple[tuple[ConditionUpdate, ...], tuple[Event, ...]]:
     verdict = inputs.schedulability
-    if verdict is None:
-        return (), ()
-    condition = ConditionUpdate(SCHEDULABLE_CONDITION, verdict.schedulable, verdict.reason, verdict.message)
     previous = next(
         (
             c
@@ -74,6 +71,16 @@ def _schedulable(inputs: PolicyInputs) -> tuple[tuple[ConditionUpdate, ...], tup
         ),
         None,
     )
+    if verdict is None:
+        # No pod judged this time (pods not listed, or between scheduler and kubelet updates): the last
+        # verdict stands. Dropping it would lose a Schedulable=False that nothing would ever clear.
+        if previous is None:
+            return (), ()
+        kept = ConditionUpdate(
+            SCHEDULABLE_CONDITION, previous.status == "True", previous.reason, previous.message
+        )
+        return (kept,), ()
+    condition = ConditionUpdate(SCHEDULABLE_CONDITION, verdict.schedulable, verdict.reason, verdict.message)
     # One warning per episode (and a message change within it), not one per reconcile.
     news = previous is None or previous.status != "False" or previous.message != verdict.message
     events = (Event("Warning", verdict.reason, verdict.message),) if not verdict.schedulable and news else ()

@@ -193,6 +193,27 @@ def test_unschedulable_warns_once_per_message() -> None:
     ] and not cleared.events
 
 
+def test_no_pod_verdict_keeps_the_last_schedulable_condition() -> None:
+    """A reconcile that judges no pod (none listed, or a pod between scheduler and kubelet) must not drop
+    Schedulable=False: once gone, nothing would list the pods again to clear it."""
+    previous = {
+        "conditions": [
+            {
+                "type": "Schedulable",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": UNSCHEDULABLE.message,
+                "lastTransitionTime": wire(0),
+            }
+        ]
+    }
+    kept = evaluate_policies(inputs(state=WorkloadState.RUNNING, schedulability=None, status=previous))
+    assert [(c.type, c.status, c.reason, c.message) for c in kept.conditions] == [
+        ("Schedulable", False, "Unschedulable", UNSCHEDULABLE.message)
+    ] and not kept.events
+    assert evaluate_policies(inputs(schedulability=None)).conditions == ()
+
+
 def test_times_are_utc_aware() -> None:
     assert isinstance(at(0), datetime) and at(0).tzinfo is not None
 
