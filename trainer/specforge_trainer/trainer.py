@@ -140,14 +140,19 @@ class Trainer:
             steps = self.schedule.rank_steps(epoch, self.context.rank)[self.counters.steps_done_in_epoch :]
             steps = steps[: self.total_steps - self.counters.step]
             self.ref_source.prepare_epoch(epoch, steps)
-            for indices in steps:
+            for position, indices in enumerate(steps):
                 refs = self.lease(epoch, indices)
                 report = self.train_step(refs)
                 self.counters.step += 1
                 self.counters.steps_done_in_epoch += 1
                 self.reports.append(report)  # before the checkpoint, which carries the reports so far
                 saved = self.maybe_checkpoint()
-                self.finish_refs(refs, optimizer_durable=saved)
+                following = steps[position + 1] if position + 1 < len(steps) else None
+                self.finish_refs(
+                    refs,
+                    optimizer_durable=saved,
+                    next_ids=step_sample_ids(epoch, following) if following is not None else None,
+                )
                 for sink in self.sinks:
                     sink.on_step(report)
             self.counters.epoch += 1
@@ -203,11 +208,18 @@ class Trainer:
             step_time_s=elapsed,
         )
 
-    def finish_refs(self, refs: Sequence[SampleRef], *, optimizer_durable: bool) -> None:
+    def finish_refs(
+        self, refs: Sequence[SampleRef], *, optimizer_durable: bool, next_ids: Sequence[str] | None = None
+    ) -> None:
+        """Ack (or release) a step's refs; ``next_ids``, the next step's, are leased in the same store call."""
         ids = [ref.sample_id for ref in refs]
         if self.durable_ack:
             self.controller.ack_train_refs(
-                self.trainer_id, ids, global_step=self.counters.step, optimizer_durable=optimizer_durable
+                self.trainer_id,
+                ids,
+                global_step=self.counters.step,
+                optimizer_durable=optimizer_durable,
+                lease_next=next_ids,
             )
         else:
             self.controller.release_consumed(ids)

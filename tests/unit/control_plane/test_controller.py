@@ -177,3 +177,25 @@ def test_a_trainer_follows_its_schedule_while_producers_commit_out_of_order(stor
         assert ids(refs) == wanted
         ctl.ack_train_refs("rank0", wanted, global_step=step, optimizer_durable=True)
     assert ctl.lease_named_refs("rank0", ["s00000"], timeout_s=0.1) == []  # done, and acked
+
+
+@pytest.mark.parametrize("store_factory", STORE_KINDS, indirect=True)
+@pytest.mark.parametrize("lease_next", [2, ["s00002", "s00003"]], ids=["count", "named"])
+def test_an_ack_can_lease_the_next_step_in_the_same_store_call(store_factory, lease_next):
+    store = store_factory()
+    ctl = DataFlowController("run-a", metadata_store=store)
+    ctl.commit_samples("producer", [make_ref(i) for i in range(4)])
+    first = ctl.lease_train_refs("rank0", 2)
+    ctl.ack_train_refs("rank0", ids(first), global_step=1, optimizer_durable=True, lease_next=lease_next)
+    if store.shares_leases:
+        # the next step's refs are the trainer's already: leased in the store, waiting in the local queue
+        assert (store.acked_count(), store.leased_count(), store.pending_count()) == (2, 2, 0)
+        assert ctl.queue.depth() == 2
+    nxt = (
+        ctl.lease_train_refs("rank0", 2)
+        if isinstance(lease_next, int)
+        else ctl.lease_named_refs("rank0", lease_next)
+    )
+    assert ids(nxt) == ["s00002", "s00003"]
+    ctl.ack_train_refs("rank0", ids(nxt), global_step=2, optimizer_durable=True, lease_next=lease_next)
+    assert ctl.status().backlog == 0 and ctl.queue.depth() == 0

@@ -183,3 +183,45 @@ def test_named_claims_follow_a_schedule_whatever_the_commit_order(store_factory)
     store.record_train_ack(["s00003"], global_step=1, optimizer_durable=True)
     assert store.claim_named("t0", ["s00003"], lease_timeout_s=30) == []  # acked: never again
     assert store.leased_count() == 2
+
+
+def test_ack_and_claim_ends_one_step_and_leases_the_next(store_factory):
+    store = store_factory()
+    store.commit_samples([make_ref(i) for i in range(6)])
+    first = store.claim_leases("t0", 2, lease_timeout_s=30)
+    by_count = store.ack_and_claim(
+        "t0", [r.sample_id for r in first], global_step=1, optimizer_durable=True, claim=2, lease_timeout_s=30
+    )
+    by_name = store.ack_and_claim(
+        "t0",
+        [r.sample_id for r in by_count],
+        global_step=2,
+        optimizer_durable=False,
+        claim=["s00005", "s00004"],
+        lease_timeout_s=30,
+    )
+    if store_factory.kind == "noop":
+        assert first == by_count == by_name == []
+        return
+    assert [r.sample_id for r in by_count] == ["s00002", "s00003"]
+    assert [r.sample_id for r in by_name] == ["s00005", "s00004"]
+    assert store.acked_count() == 4 and store.durable_marker() == DurableMarker(2, False, 4)
+    assert (store.pending_count(), store.leased_count()) == (0, 2)
+
+
+def test_ack_and_claim_with_a_bad_ack_leaves_nothing_claimed(store_factory):
+    store = store_factory()
+    store.commit_samples([make_ref(i) for i in range(4)])
+    if store_factory.kind == "noop":
+        return
+    for claim in (2, ["s00002", "s00003"]):
+        with pytest.raises(UnknownSampleError, match="never"):
+            store.ack_and_claim(
+                "t0",
+                ["s00000", "never"],
+                global_step=1,
+                optimizer_durable=True,
+                claim=claim,
+                lease_timeout_s=30,
+            )
+        assert (store.acked_count(), store.pending_count(), store.leased_count()) == (0, 4, 0)

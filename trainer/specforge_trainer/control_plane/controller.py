@@ -79,6 +79,7 @@ class DataFlowController:
         self.queue = sample_queue if sample_queue is not None else SampleRefQueue(backpressure=backpressure)
         self.lease_timeout_s = lease_timeout_s
         self.poll_interval_s = poll_interval_s
+        self._last_beat: dict[str, float] = {}  # trainer id → when the store last renewed its leases
 
     # -- producers ---------------------------------------------------------------------------
     def commit_samples(self, worker_id: str, refs: Iterable[SampleRef]) -> list[SampleRef]:
@@ -109,9 +110,10 @@ class DataFlowController:
             return self.queue.get(max_refs, timeout_s)
         deadline = time.monotonic() + timeout_s
         while True:
-            # Claim even when nothing is missing: the claim is also this trainer's heartbeat.
             missing = max(0, max_refs - self.queue.depth())
-            self.queue.put_many(self.store.claim_leases(trainer_id, missing, self.lease_timeout_s))
+            if missing or self._beat_due(trainer_id):  # a claim of nothing still renews the heartbeat
+                self.queue.put_many(self.store.claim_leases(trainer_id, missing, self.lease_timeout_s))
+                self._beat(trainer_id)
             refs = self.queue.get(max_refs) if self.queue.depth() else []
             remaining = deadline - time.monotonic()
             if refs or remaining <= 0:
@@ -130,9 +132,10 @@ class DataFlowController:
             return self.queue.get_named(sample_ids, timeout_s)
         deadline = time.monotonic() + timeout_s
         while True:
-            have = {r.sample_id for r in self.queue.get_named(sample_ids)}
-            missing = [s for s in sample_ids if s not in have]
-            self.queue.put_many(self.store.claim_named(trainer_id, missing, self.lease_timeout_s))
+            missing = self.queue.missing(sample_ids)
+            if missing or self._beat_due(trainer_id):
+                self.queue.put_many(self.store.claim_named(trainer_id, missing, self.lease_timeout_s))
+                self._beat(trainer_id)
             refs = self.queue.get_named(sample_ids)
             remaining = deadline - time.monotonic()
             if len(refs) == len(set(sample_ids)) or remaining <= 0:
@@ -140,12 +143,49 @@ class DataFlowController:
             time.sleep(min(self.poll_interval_s, remaining))
 
     def ack_train_refs(
-        self, trainer_id: str, sample_ids: Sequence[str], *, global_step: int, optimizer_durable: bool
+        self,
+        trainer_id: str,
+        sample_ids: Sequence[str],
+        *,
+        global_step: int,
+        optimizer_durable: bool,
+        lease_next: int | Sequence[str] | None = None,
     ) -> None:
-        """Durably record the ack, then release the refs from the queue. Idempotent."""
+        """Durably record the ack, then release the refs from the queue. Idempotent.
+
+        ``lease_next`` — how many refs the next step takes, or its sample ids — claims them in the same
+        store call as the ack, so a step costs one round trip to a server store instead of two; they
+        wait in the local queue for the next lease call.
+        """
         ids = list(sample_ids)
-        self.store.record_train_ack(ids, global_step=global_step, optimizer_durable=optimizer_durable)
+        if lease_next is None or not self.store.shares_leases:
+            self.store.record_train_ack(ids, global_step=global_step, optimizer_durable=optimizer_durable)
+        else:
+            claim = (
+                max(0, lease_next - self.queue.depth())
+                if isinstance(lease_next, int)
+                else self.queue.missing(lease_next)
+            )
+            leased = self.store.ack_and_claim(
+                trainer_id,
+                ids,
+                global_step=global_step,
+                optimizer_durable=optimizer_durable,
+                claim=claim,
+                lease_timeout_s=self.lease_timeout_s,
+            )
+            self._beat(trainer_id)
+            self.queue.put_many(leased)
         self.queue.ack(ids)
+
+    def _beat(self, trainer_id: str) -> None:
+        self._last_beat[trainer_id] = time.monotonic()
+
+    def _beat_due(self, trainer_id: str) -> bool:
+        """A quarter of the lease timeout since the store last heard from ``trainer_id``: renew now, so a
+        trainer whose next refs already wait locally still never lets its leases lapse."""
+        last = self._last_beat.get(trainer_id)
+        return last is None or time.monotonic() - last >= self.lease_timeout_s / 4
 
     def release_consumed(self, sample_ids: Sequence[str]) -> None:
         """Drop consumed refs from the queue with no durable record (``local_colocated``'s loader)."""

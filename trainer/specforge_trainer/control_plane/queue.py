@@ -196,6 +196,13 @@ class SampleRefQueue:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    def missing(self, sample_ids: Iterable[str]) -> list[str]:
+        """The ids, in order and without repeats, that are neither pending nor in flight here."""
+        with self._cond:
+            return [
+                s for s in dict.fromkeys(sample_ids) if s not in self._pending and s not in self._in_flight
+            ]
+
     @property
     def resident_bytes(self) -> int:
         return self._resident_bytes

@@ -158,7 +158,7 @@ class SampleRef:
                 self.num_tokens, self.estimated_bytes, self.target_model_version, self.tokenizer_version,
                 self.schema_version,
             ]  # fmt: skip
-            object.__setattr__(self, "_wire", json.dumps(row, separators=(",", ":")))
+            object.__setattr__(self, "_wire", _COMPACT_JSON.encode(row))
         return self._wire  # type: ignore[return-value]
 
     @classmethod
@@ -168,7 +168,7 @@ class SampleRef:
         JSON cannot carry a tensor, so this skips the per-field checks; the schema version is
         still enforced.
         """
-        row = json.loads(text)
+        row = _decode_json(text)[0]  # whole-text decode without json.loads' per-call checks
         if not isinstance(row, list) or row[-1] != SCHEMA_VERSION:
             version = row[-1] if isinstance(row, list) else "?"
             raise ValueError(
@@ -183,13 +183,7 @@ class SampleRef:
         _set(ref, "run_id", run_id)
         _set(ref, "feature_uri", uri)
         _set(ref, "feature_keys", tuple(keys))
-        feature_specs = []
-        for name, shape, dtype in specs:
-            spec = _new(FeatureSpec)
-            _set(spec, "name", name)
-            _set(spec, "shape", tuple(shape))
-            _set(spec, "dtype", dtype)
-            feature_specs.append(spec)
+        feature_specs = [_stored_feature_spec(name, shape, dtype) for name, shape, dtype in specs]
         _set(ref, "feature_specs", tuple(feature_specs))
         _set(ref, "strategy", strategy)
         _set(ref, "num_tokens", num_tokens)
@@ -204,6 +198,25 @@ class SampleRef:
 
 _new = object.__new__
 _set = object.__setattr__
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps would build one per call
+_decode_json = json.JSONDecoder().raw_decode
+# Refs of one run share a handful of feature specs; reading one back reuses the (immutable) spec.
+_SPEC_CACHE: dict[tuple[str, tuple[int, ...], str], FeatureSpec] = {}
+_SPEC_CACHE_LIMIT = 4096
+
+
+def _stored_feature_spec(name: str, shape: list[int], dtype: str) -> FeatureSpec:
+    key = (name, tuple(shape), dtype)
+    spec = _SPEC_CACHE.get(key)
+    if spec is None:
+        if len(_SPEC_CACHE) >= _SPEC_CACHE_LIMIT:
+            _SPEC_CACHE.clear()
+        spec = _new(FeatureSpec)
+        _set(spec, "name", name)
+        _set(spec, "shape", key[1])
+        _set(spec, "dtype", dtype)
+        _SPEC_CACHE[key] = spec
+    return spec
 
 
 def _as_feature_spec(value: Any) -> FeatureSpec:

@@ -122,6 +122,27 @@ class MetadataStore(abc.ABC):
         """Like :meth:`claim_leases`, for the named refs: those pending are leased; those ``trainer_id``
         already holds are answered again; the rest (not committed yet, acked, or a live holder's) are not."""
 
+    def ack_and_claim(
+        self,
+        trainer_id: str,
+        sample_ids: Sequence[str],
+        *,
+        global_step: int,
+        optimizer_durable: bool,
+        claim: int | Sequence[str],
+        lease_timeout_s: float,
+    ) -> list[SampleRef]:
+        """:meth:`record_train_ack`, then :meth:`claim_leases` (``claim`` is how many) or
+        :meth:`claim_named` (``claim`` is the ids): the optimizer boundary and the next step's lease.
+
+        A store behind a server overrides this to pay one round trip (and one fsync) for both. When
+        the ack fails, nothing stays claimed.
+        """
+        self.record_train_ack(sample_ids, global_step=global_step, optimizer_durable=optimizer_durable)
+        if isinstance(claim, int):
+            return self.claim_leases(trainer_id, claim, lease_timeout_s)
+        return self.claim_named(trainer_id, claim, lease_timeout_s)
+
     @abc.abstractmethod
     def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
         """Give refs back: to pending if ``retryable``, else to the failed set (never leased again)."""

@@ -211,21 +211,73 @@ class RedisMetadataStore(MetadataStore):
     def record_train_ack(
         self, sample_ids: Sequence[str], *, global_step: int, optimizer_durable: bool
     ) -> None:
-        head = [global_step, int(optimizer_durable), self._prefix + "held:"]
-        try:
-            self._run_batched(
-                "ack",
-                self._k("committed", "acked", "owner", "marker", "pending"),
-                ([*head, *chunk] for chunk in _chunks(list(sample_ids))),
-            )
-        except ResponseError as err:
-            if "UNKNOWN_SAMPLE" in str(err):
-                raise UnknownSampleError(f"cannot ack sample ids that were never committed: {err}") from err
-            raise
-        if self._wait_aof:
-            local, _ = self._retrying(lambda: self._client.execute_command("WAITAOF", 1, 0, 5000))
+        self._ack_pipeline(sample_ids, global_step, optimizer_durable, claim=None)
+
+    def ack_and_claim(
+        self,
+        trainer_id: str,
+        sample_ids: Sequence[str],
+        *,
+        global_step: int,
+        optimizer_durable: bool,
+        claim: int | Sequence[str],
+        lease_timeout_s: float,
+    ) -> list[SampleRef]:
+        head = self._claim_head(trainer_id, lease_timeout_s)
+        if isinstance(claim, int):
+            keys = [*self._claim_keys(), self._prefix + "claim:" + trainer_id]
+            claims = [("claim", keys, [*head, uuid.uuid4().hex, claim])]
+        else:
+            claims = [("claim_named", self._claim_keys(), [*head, *chunk]) for chunk in _chunks(list(claim))]
+        return self._ack_pipeline(sample_ids, global_step, optimizer_durable, claim=(trainer_id, claims))
+
+    def _ack_pipeline(
+        self,
+        sample_ids: Sequence[str],
+        global_step: int,
+        optimizer_durable: bool,
+        claim: tuple[str, list[tuple[str, list[str], list[Any]]]] | None,
+    ) -> list[SampleRef]:
+        """The ack scripts, WAITAOF when acks are made durable that way, then any claim scripts: one
+        round trip, and with ``appendfsync always`` one fsync, since Redis fsyncs once per batch of
+        commands it reads together. A failed ack gives back whatever the claims leased."""
+        ack_keys = self._k("committed", "acked", "owner", "marker", "pending")
+        ids = list(sample_ids)
+        calls = [("ack", ack_keys, [global_step, int(optimizer_durable), *chunk]) for chunk in _chunks(ids)]
+        claims = claim[1] if claim else []
+
+        def run() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for name, keys, args in calls:
+                self._scripts[name](keys=keys, args=args, client=pipe)
+            if self._wait_aof and calls:
+                pipe.execute_command("WAITAOF", 1, 0, 5000)
+            for name, keys, args in claims:
+                self._scripts[name](keys=keys, args=args, client=pipe)
+            return pipe.execute(raise_on_error=False)
+
+        results = self._retrying(run) if calls or claims else []
+        claimed = results[len(results) - len(claims) :] if claims else []
+        leased = [
+            SampleRef.from_store_json(text)
+            for batch in claimed
+            if not isinstance(batch, Exception)
+            for text in batch
+        ]
+        failed = next((r for r in results if isinstance(r, Exception)), None)
+        if failed is not None:
+            if claim and leased:
+                self.release_leases(claim[0], [ref.sample_id for ref in leased])
+            if isinstance(failed, ResponseError) and "UNKNOWN_SAMPLE" in str(failed):
+                raise UnknownSampleError(
+                    f"cannot ack sample ids that were never committed: {failed}"
+                ) from failed
+            raise failed
+        if self._wait_aof and calls:
+            local, _ = results[len(calls)]
             if int(local) < 1:
                 raise StoreUnavailableError(f"Redis at {redact(self.url)} did not fsync the ack within 5 s")
+        return leased
 
     def is_acked(self, sample_id: str) -> bool:
         return bool(self._retrying(lambda: self._client.hexists(self._keys["acked"], sample_id)))
@@ -270,10 +322,10 @@ class RedisMetadataStore(MetadataStore):
         return self._k("holders", "pending", "owner", "committed", "refs")
 
     def _claim_head(self, trainer_id: str, lease_timeout_s: float) -> list[Any]:
-        return [trainer_id, int(lease_timeout_s * 1000), self._prefix + "held:"]
+        return [trainer_id, int(lease_timeout_s * 1000)]
 
     def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
-        head = [trainer_id, "1" if retryable else "0", self._prefix + "held:"]
+        head = [trainer_id, "1" if retryable else "0"]
         self._run_batched(
             "release",
             self._k("owner", "pending", "committed", "failed"),
@@ -282,7 +334,7 @@ class RedisMetadataStore(MetadataStore):
 
     def clear_leases(self, trainer_id: str) -> int:
         keys = [*self._k("owner", "pending", "committed", "holders"), self._prefix + "claim:" + trainer_id]
-        return int(self._run("clear", keys, [trainer_id, self._prefix + "held:"]))
+        return int(self._run("clear", keys, [trainer_id]))
 
     def pending_count(self) -> int:
         return int(self._retrying(lambda: self._client.zcard(self._keys["pending"])))

@@ -2,9 +2,12 @@
 
 Keys (all under the run's hash tag, so a Redis Cluster keeps a run on one slot):
 ``refs`` hash id→ref JSON · ``committed`` zset id→commit seq · ``seq`` counter · ``pending`` zset
-id→seq · ``acked`` hash id→global step · ``failed`` set · ``owner`` hash id→holder ·
-``held:<holder>`` set · ``holders`` zset holder→heartbeat expiry (ms, server clock) · ``marker``
-hash · ``claim:<holder>`` the holder's last claim (token and ids) so a retried claim is idempotent.
+id→seq · ``acked`` hash id→global step · ``failed`` set · ``owner`` hash id→holder (the refs in
+flight) · ``holders`` zset holder→heartbeat expiry (ms, server clock) · ``marker`` hash ·
+``claim:<holder>`` the holder's last claim (token and ids) so a retried claim is idempotent.
+
+Each script does a few bulk commands per batch, never one Redis call per ref on the hot path
+(commit, claim, ack): at a thousand refs per call the per-call cost is what the server spends.
 """
 
 # KEYS: refs committed seq pending ; ARGV: id json id json ... One bulk read, one bulk write per
@@ -38,28 +41,32 @@ return out
 """
 
 # Shared head of the claim scripts. KEYS: holders pending owner committed refs ;
-# ARGV[1..3]: holder ttl_ms held_prefix. Renews the holder's heartbeat and returns every ref of
-# holders whose heartbeat expired to pending.
+# ARGV[1..2]: holder ttl_ms. Renews the holder's heartbeat and returns every ref of holders whose
+# heartbeat expired to pending. Holders are found by scanning ``owner`` (the refs in flight, a few
+# batches), which is cheaper than keeping a set per holder on every claim and ack.
 _REAP = """
-local holder, ttl, prefix = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local holder, ttl = ARGV[1], tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for _, h in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)) do
-  if h ~= holder then
-    local held = prefix .. h
-    for _, id in ipairs(redis.call('SMEMBERS', held)) do
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+if #expired > 0 then
+  local dead = {}
+  for _, h in ipairs(expired) do
+    if h ~= holder then dead[h] = true end
+  end
+  local owned = redis.call('HGETALL', KEYS[3])
+  for i = 1, #owned, 2 do
+    local id = owned[i]
+    if dead[owned[i + 1]] then
       redis.call('ZADD', KEYS[2], redis.call('ZSCORE', KEYS[4], id), id)
       redis.call('HDEL', KEYS[3], id)
     end
-    redis.call('DEL', held)
-    redis.call('ZREM', KEYS[1], h)
   end
+  for h in pairs(dead) do redis.call('ZREM', KEYS[1], h) end
 end
 redis.call('ZADD', KEYS[1], now + ttl, holder)
-local function lease(ids)
-  if #ids == 0 then return {} end
-  redis.call('ZREM', KEYS[2], unpack(ids))
-  redis.call('SADD', prefix .. holder, unpack(ids))
+local function own(ids)
+  if #ids == 0 then return end
   local owned = {}
   for _, id in ipairs(ids) do
     owned[#owned + 1] = id
@@ -69,12 +76,12 @@ local function lease(ids)
 end
 """
 
-# + KEYS[6] claim_key ; ARGV[4..5]: token max. The first pending refs in commit order; a retried
+# + KEYS[6] claim_key ; ARGV[3..4]: token max. The first pending refs in commit order; a retried
 # claim (same token) answers the same refs instead of leasing more.
 CLAIM = (
     """
 local last = redis.call('HMGET', KEYS[6], 'token', 'ids')
-if last[1] == ARGV[4] then
+if last[1] == ARGV[3] then
   local ids = cjson.decode(last[2])
   if #ids == 0 then return {} end
   return redis.call('HMGET', KEYS[5], unpack(ids))
@@ -83,21 +90,24 @@ end
     + _REAP
     + """
 local ids = {}
-if tonumber(ARGV[5]) > 0 then ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[5]) - 1) end
-redis.call('HSET', KEYS[6], 'token', ARGV[4], 'ids', cjson.encode(ids))
+if tonumber(ARGV[4]) > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[2], tonumber(ARGV[4]))
+  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+end
+redis.call('HSET', KEYS[6], 'token', ARGV[3], 'ids', cjson.encode(ids))
 if #ids == 0 then return {} end
-lease(ids)
+own(ids)
 return redis.call('HMGET', KEYS[5], unpack(ids))
 """
 )
 
-# ARGV[4..]: the sample ids wanted. Leases those that are pending; answers them plus those the
+# ARGV[3..]: the sample ids wanted. Leases those that are pending; answers them plus those the
 # holder already has (so a repeat is harmless), in the order asked.
 CLAIM_NAMED = (
     _REAP
     + """
 local ids = {}
-for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
 local pending = redis.call('ZMSCORE', KEYS[2], unpack(ids))
 local owners = redis.call('HMGET', KEYS[3], unpack(ids))
 local fresh, got, seen = {}, {}, {}
@@ -112,42 +122,48 @@ for j, id in ipairs(ids) do
     end
   end
 end
-lease(fresh)
+if #fresh > 0 then redis.call('ZREM', KEYS[2], unpack(fresh)) end
+own(fresh)
 if #got == 0 then return {} end
 return redis.call('HMGET', KEYS[5], unpack(got))
 """
 )
 
-# KEYS: committed acked owner marker pending ; ARGV: global_step optimizer_durable held_prefix ids...
+# KEYS: committed acked owner marker pending ; ARGV: global_step optimizer_durable ids...
+# A leased id is known committed and not yet acked (an ack ends its lease), so only ids acked without
+# a lease — or acked again — cost the extra committed/acked lookups.
 ACK = """
 local ids = {}
-for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
-local committed = redis.call('ZMSCORE', KEYS[1], unpack(ids))
-for j, score in ipairs(committed) do
-  if not score then return redis.error_reply('UNKNOWN_SAMPLE ' .. ids[j]) end
-end
-local acked = redis.call('HMGET', KEYS[2], unpack(ids))
+for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
 local owners = redis.call('HMGET', KEYS[3], unpack(ids))
-local fields, fresh, by_owner, seen = {}, {}, {}, {}
+local unleased = {}
 for j, id in ipairs(ids) do
-  if not acked[j] and not seen[id] then
-    seen[id] = true
-    fresh[#fresh + 1] = id
+  if not owners[j] then unleased[#unleased + 1] = id end
+end
+local skip = {}
+if #unleased > 0 then
+  local committed = redis.call('ZMSCORE', KEYS[1], unpack(unleased))
+  for j, score in ipairs(committed) do
+    if not score then return redis.error_reply('UNKNOWN_SAMPLE ' .. unleased[j]) end
+  end
+  local acked = redis.call('HMGET', KEYS[2], unpack(unleased))
+  local fresh = {}
+  for j, id in ipairs(unleased) do
+    if acked[j] then skip[id] = true else fresh[#fresh + 1] = id end
+  end
+  if #fresh > 0 then redis.call('ZREM', KEYS[5], unpack(fresh)) end
+end
+local fields, released = {}, {}
+for j, id in ipairs(ids) do
+  if not skip[id] then
+    skip[id] = true
     fields[#fields + 1] = id
     fields[#fields + 1] = ARGV[1]
-    local owner = owners[j]
-    if owner then
-      by_owner[owner] = by_owner[owner] or {}
-      table.insert(by_owner[owner], id)
-    end
+    if owners[j] then released[#released + 1] = id end
   end
 end
-if #fresh > 0 then
-  redis.call('HSET', KEYS[2], unpack(fields))
-  redis.call('ZREM', KEYS[5], unpack(fresh))
-  redis.call('HDEL', KEYS[3], unpack(fresh))
-  for owner, owned in pairs(by_owner) do redis.call('SREM', ARGV[3] .. owner, unpack(owned)) end
-end
+if #fields > 0 then redis.call('HSET', KEYS[2], unpack(fields)) end
+if #released > 0 then redis.call('HDEL', KEYS[3], unpack(released)) end
 local prev = tonumber(redis.call('HGET', KEYS[4], 'global_step') or ARGV[1])
 local n = redis.call('HLEN', KEYS[2])
 redis.call('HSET', KEYS[4], 'global_step', math.max(prev, tonumber(ARGV[1])),
@@ -170,13 +186,12 @@ end
 return moved
 """
 
-# KEYS: owner pending committed failed ; ARGV: holder retryable held_prefix ids...
+# KEYS: owner pending committed failed ; ARGV: holder retryable ids...
 RELEASE = """
-for i = 4, #ARGV do
+for i = 3, #ARGV do
   local id = ARGV[i]
   if redis.call('HGET', KEYS[1], id) == ARGV[1] then
     redis.call('HDEL', KEYS[1], id)
-    redis.call('SREM', ARGV[3] .. ARGV[1], id)
     if ARGV[2] == '1' then
       redis.call('ZADD', KEYS[2], redis.call('ZSCORE', KEYS[3], id), id)
     else
@@ -187,15 +202,19 @@ end
 return 0
 """
 
-# KEYS: owner pending committed holders claim_key ; ARGV: holder held_prefix
+# KEYS: owner pending committed holders claim_key ; ARGV: holder
 CLEAR = """
-local held = ARGV[2] .. ARGV[1]
-local ids = redis.call('SMEMBERS', held)
-for _, id in ipairs(ids) do
-  redis.call('HDEL', KEYS[1], id)
-  redis.call('ZADD', KEYS[2], redis.call('ZSCORE', KEYS[3], id), id)
+local owned = redis.call('HGETALL', KEYS[1])
+local n = 0
+for i = 1, #owned, 2 do
+  if owned[i + 1] == ARGV[1] then
+    local id = owned[i]
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('ZADD', KEYS[2], redis.call('ZSCORE', KEYS[3], id), id)
+    n = n + 1
+  end
 end
-redis.call('DEL', held, KEYS[5])
+redis.call('DEL', KEYS[5])
 redis.call('ZREM', KEYS[4], ARGV[1])
-return #ids
+return n
 """
