@@ -89,3 +89,24 @@ def test_strict_durability_refuses_a_server_that_could_lose_acks(redis_server_fa
     with pytest.raises(StoreConfigError, match=reason):
         RedisMetadataStore(server.url)
     RedisMetadataStore(server.url, durability="relaxed").commit_sample(make_ref(0))  # opted out knowingly
+
+
+def test_pipelined_calls_reload_scripts_a_restarted_server_forgot(redis_server):
+    from specforge_trainer.control_plane import RedisMetadataStore
+
+    store = RedisMetadataStore(redis_server.url, run_id="run-a")
+    store.commit_samples([make_ref(i) for i in range(2500)])  # three script calls: a pipeline
+    first = store.claim_leases("rank0", 1200, lease_timeout_s=30)
+    redis = store._client  # the server's script cache emptied, as after a restart
+    redis.script_flush()
+    leased = store.ack_and_claim(
+        "rank0",
+        ids(first),
+        global_step=1,
+        optimizer_durable=True,
+        claim=["s01200", "s02499"],
+        lease_timeout_s=30,
+    )
+    assert ids(leased) == ["s01200", "s02499"] and store.acked_count() == 1200
+    redis.script_flush()
+    assert store.commit_samples([make_ref(i) for i in range(2400, 3600)]).count(True) == 1100

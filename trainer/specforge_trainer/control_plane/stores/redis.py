@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import AuthenticationError, InvalidResponse, ResponseError
+from redis.exceptions import AuthenticationError, InvalidResponse, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -167,18 +167,40 @@ class RedisMetadataStore(MetadataStore):
         return self._retrying(lambda: self._scripts[script](keys=list(keys), args=list(args)))
 
     def _run_batched(self, script: str, keys: Sequence[str], batches: Iterable[Sequence[Any]]) -> list[Any]:
-        def run() -> list[Any]:
-            pipe = self._client.pipeline(transaction=False)
-            for args in batches_list:
-                self._scripts[script](keys=list(keys), args=list(args), client=pipe)
-            return pipe.execute()
-
         batches_list = list(batches)
-        if not batches_list:
-            return []
         if len(batches_list) == 1:
             return [self._run(script, keys, batches_list[0])]
-        return self._retrying(run)
+        results = self._pipelined([(script, keys, args) for args in batches_list])
+        failed = next((r for r in results if isinstance(r, Exception)), None)
+        if failed is not None:
+            raise failed
+        return results
+
+    def _pipelined(self, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """Scripts (by name) and plain commands in one round trip; errors come back as results.
+
+        Scripts go by EVALSHA: redis-py's script objects would first ask SCRIPT EXISTS, a second round
+        trip per pipeline. A server that lost its script cache (restarted) gets them loaded and the
+        whole pipeline again, which every script here is safe to repeat.
+        """
+
+        def run() -> list[Any]:
+            pipe = self._client.pipeline(transaction=False)
+            for name, keys, args in calls:
+                if name in self._scripts:
+                    pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+                else:
+                    pipe.execute_command(name, *args)
+            return pipe.execute(raise_on_error=False)
+
+        if not calls:
+            return []
+        results = self._retrying(run)
+        if any(isinstance(r, NoScriptError) for r in results):
+            for script in self._scripts.values():
+                self._retrying(lambda script=script: self._client.script_load(script.script))
+            results = self._retrying(run)
+        return results
 
     def _k(self, *names: str) -> list[str]:
         return [self._keys[n] for n in names]
@@ -244,19 +266,10 @@ class RedisMetadataStore(MetadataStore):
         ack_keys = self._k("committed", "acked", "owner", "marker", "pending")
         ids = list(sample_ids)
         calls = [("ack", ack_keys, [global_step, int(optimizer_durable), *chunk]) for chunk in _chunks(ids)]
+        if self._wait_aof and calls:
+            calls.append(("WAITAOF", (), (1, 0, 5000)))
         claims = claim[1] if claim else []
-
-        def run() -> list[Any]:
-            pipe = self._client.pipeline(transaction=False)
-            for name, keys, args in calls:
-                self._scripts[name](keys=keys, args=args, client=pipe)
-            if self._wait_aof and calls:
-                pipe.execute_command("WAITAOF", 1, 0, 5000)
-            for name, keys, args in claims:
-                self._scripts[name](keys=keys, args=args, client=pipe)
-            return pipe.execute(raise_on_error=False)
-
-        results = self._retrying(run) if calls or claims else []
+        results = self._pipelined([*calls, *claims])
         claimed = results[len(results) - len(claims) :] if claims else []
         leased = [
             SampleRef.from_store_json(text)
@@ -274,7 +287,7 @@ class RedisMetadataStore(MetadataStore):
                 ) from failed
             raise failed
         if self._wait_aof and calls:
-            local, _ = results[len(calls)]
+            local, _ = results[len(calls) - 1]
             if int(local) < 1:
                 raise StoreUnavailableError(f"Redis at {redact(self.url)} did not fsync the ack within 5 s")
         return leased
