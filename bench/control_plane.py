@@ -7,7 +7,8 @@ One run, everything measured side by side on the same machine:
    the same store call) for each store, against the same loop with no control plane at all.
    Variants are interleaved round-robin so machine noise hits them alike; medians are compared.
    Targets: NoOp <= 1 % over none; Redis on loopback <= 2 ms p50 per step for 64 refs.
-2. Lifecycles/s: commit + lease + ack in batches, from one Python process, for each store; next to
+2. Lifecycles/s: commit + lease + ack in batches, from one Python process, for each store (each ack
+   leases the next batch in the same store call, as the trainer does); next to
    the raw ``redis-benchmark -P 32`` SET rate of the same Redis server. Target: >= 50,000/s (Redis).
 
 Usage: python bench/control_plane.py [--steps 300] [--batch 64] [--lifecycles 100000]
@@ -127,13 +128,24 @@ def lifecycles(builders: dict[str, Callable[[], MetadataStore]], n: int, batch: 
         run_id = getattr(store, "run_id", RUN)
         ctl = DataFlowController(run_id, metadata_store=store)
         refs = [make_ref(i, run_id) for i in range(n)]  # serialised inside commit: part of the lifecycle
+        batches = [refs[start : start + batch] for start in range(0, n, batch)]
         t0 = time.perf_counter()
-        for start in range(0, n, batch):
-            ctl.commit_samples("p", refs[start : start + batch])
-            leased = ctl.lease_train_refs("rank0", batch)
+        # As a trainer runs: each ack leases the next batch, committed meanwhile, in the same store call.
+        ctl.commit_samples("p", batches[0])
+        leased = ctl.lease_train_refs("rank0", batch)
+        for step, following in enumerate([*batches[1:], None], start=1):
+            if following is not None:
+                ctl.commit_samples("p", following)
             ctl.ack_train_refs(
-                "rank0", [r.sample_id for r in leased], global_step=start // batch + 1, optimizer_durable=True
+                "rank0",
+                [r.sample_id for r in leased],
+                global_step=step,
+                optimizer_durable=True,
+                lease_next=None if following is None else batch,
             )
+            if following is not None:
+                leased = ctl.lease_train_refs("rank0", batch)
+                assert len(leased) == len(following)
         elapsed = time.perf_counter() - t0
         rates[name] = n / elapsed
         print(f"{name:28} {rates[name]:12,.0f} /s")
