@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 
@@ -101,3 +102,28 @@ def test_the_store_fast_path_builds_the_same_ref_and_still_checks_the_schema():
     newer = ref.to_store_json()[:-2] + "7]"
     with pytest.raises(ValueError, match="schema_version 7"):
         SampleRef.from_store_json(newer)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['quote " and back\\slash', "unicode é 漢字 \U0001f600", "control \n\t\x00\x1f", "</script>", "' ,[]{}"],
+)
+def test_the_store_form_is_json_whatever_the_strings_hold(text):
+    ref = SampleRef(
+        sample_id=text,
+        run_id=text,
+        feature_uri=f"file:///{text}",
+        feature_keys=(text, "k"),
+        feature_specs=(FeatureSpec(text, (), text), FeatureSpec("m", (1, 0, 3), "bf16")),
+        strategy=text,
+        num_tokens=7,
+        estimated_bytes=2**40,
+        target_model_version=text,
+        tokenizer_version="",
+    )
+    wire = ref.to_store_json()
+    assert json.loads(wire) == [
+        text, text, f"file:///{text}", [text, "k"], [[text, [], text], ["m", [1, 0, 3], "bf16"]], text, 7, 2**40,
+        text, "", ref.schema_version,
+    ]  # fmt: skip
+    assert SampleRef.from_store_json(wire) == ref

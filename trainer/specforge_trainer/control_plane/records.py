@@ -152,13 +152,20 @@ class SampleRef:
         thousands of refs per second spends its time on. Computed once per ref.
         """
         if self._wire is None:
-            specs = [[s.name, list(s.shape), s.dtype] for s in self.feature_specs]
-            row = [
-                self.sample_id, self.run_id, self.feature_uri, list(self.feature_keys), specs, self.strategy,
-                self.num_tokens, self.estimated_bytes, self.target_model_version, self.tokenizer_version,
-                self.schema_version,
-            ]  # fmt: skip
-            object.__setattr__(self, "_wire", _COMPACT_JSON.encode(row))
+            # The row's layout is fixed and its field types are checked at construction, so it is
+            # formatted directly, with json's own string escaping: about twice as fast as encoding
+            # a nested list, and commit spends most of its client time here.
+            q = _json_string
+            specs = ",".join(
+                f"[{q(s.name)},[{','.join(map(str, s.shape))}],{q(s.dtype)}]" for s in self.feature_specs
+            )
+            wire = (
+                f"[{q(self.sample_id)},{q(self.run_id)},{q(self.feature_uri)},"
+                f"[{','.join(map(q, self.feature_keys))}],[{specs}],{q(self.strategy)},"
+                f"{self.num_tokens},{self.estimated_bytes},{q(self.target_model_version)},"
+                f"{q(self.tokenizer_version)},{self.schema_version}]"
+            )
+            object.__setattr__(self, "_wire", wire)
         return self._wire  # type: ignore[return-value]
 
     @classmethod
@@ -198,7 +205,7 @@ class SampleRef:
 
 _new = object.__new__
 _set = object.__setattr__
-_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps would build one per call
+_json_string = json.encoder.encode_basestring  # a str as a JSON string literal (C implementation)
 _decode_json = json.JSONDecoder().raw_decode
 # Refs of one run share a handful of feature specs; reading one back reuses the (immutable) spec.
 _SPEC_CACHE: dict[tuple[str, tuple[int, ...], str], FeatureSpec] = {}
