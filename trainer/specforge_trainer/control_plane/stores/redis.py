@@ -213,21 +213,21 @@ class RedisMetadataStore(MetadataStore):
         batches = (
             [v for ref in chunk for v in (ref.sample_id, ref.to_store_json())] for chunk in _chunks(refs)
         )
-        results = self._run_batched("commit", self._k("refs", "committed", "seq", "pending"), batches)
+        results = self._run_batched("commit", self._k("refs", "seq", "pending"), batches)
         return [bool(flag) for batch in results for flag in batch]
 
     def is_committed(self, sample_id: str) -> bool:
-        return self._retrying(lambda: self._client.zscore(self._keys["committed"], sample_id)) is not None
+        return bool(self._retrying(lambda: self._client.hexists(self._keys["refs"], sample_id)))
 
     def get_committed(self, sample_id: str) -> SampleRef | None:
         text = self._retrying(lambda: self._client.hget(self._keys["refs"], sample_id))
-        return SampleRef.from_store_json(text) if text else None
+        return _stored_ref(text) if text else None
 
     def committed_count(self) -> int:
-        return int(self._retrying(lambda: self._client.zcard(self._keys["committed"])))
+        return int(self._retrying(lambda: self._client.hlen(self._keys["refs"])))
 
     def all_committed_ids(self) -> list[str]:
-        return list(self._retrying(lambda: self._client.zrange(self._keys["committed"], 0, -1)))
+        return list(self._run("committed_ids", self._k("refs"), []))
 
     # -- ack -------------------------------------------------------------------------------------
     def record_train_ack(
@@ -263,7 +263,7 @@ class RedisMetadataStore(MetadataStore):
         """The ack scripts, WAITAOF when acks are made durable that way, then any claim scripts: one
         round trip, and with ``appendfsync always`` one fsync, since Redis fsyncs once per batch of
         commands it reads together. A failed ack gives back whatever the claims leased."""
-        ack_keys = self._k("committed", "acked", "owner", "marker", "pending")
+        ack_keys = self._k("refs", "acked", "owner", "marker", "pending")
         ids = list(sample_ids)
         calls = [("ack", ack_keys, [global_step, int(optimizer_durable), *chunk]) for chunk in _chunks(ids)]
         if self._wait_aof and calls:
@@ -272,10 +272,7 @@ class RedisMetadataStore(MetadataStore):
         results = self._pipelined([*calls, *claims])
         claimed = results[len(results) - len(claims) :] if claims else []
         leased = [
-            SampleRef.from_store_json(text)
-            for batch in claimed
-            if not isinstance(batch, Exception)
-            for text in batch
+            _stored_ref(text) for batch in claimed if not isinstance(batch, Exception) for text in batch
         ]
         failed = next((r for r in results if isinstance(r, Exception)), None)
         if failed is not None:
@@ -312,7 +309,7 @@ class RedisMetadataStore(MetadataStore):
 
     def unack(self, sample_ids: Iterable[str]) -> int:
         results = self._run_batched(
-            "unack", self._k("acked", "pending", "committed", "marker"), _chunks(list(sample_ids))
+            "unack", self._k("acked", "pending", "refs", "marker"), _chunks(list(sample_ids))
         )
         return sum(int(n) for n in results)
 
@@ -320,7 +317,7 @@ class RedisMetadataStore(MetadataStore):
     def claim_leases(self, trainer_id: str, max_refs: int, lease_timeout_s: float) -> list[SampleRef]:
         keys = [*self._claim_keys(), self._prefix + "claim:" + trainer_id]
         args = [*self._claim_head(trainer_id, lease_timeout_s), uuid.uuid4().hex, max_refs]
-        return [SampleRef.from_store_json(text) for text in self._run("claim", keys, args)]
+        return [_stored_ref(text) for text in self._run("claim", keys, args)]
 
     def claim_named(
         self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float
@@ -329,10 +326,10 @@ class RedisMetadataStore(MetadataStore):
         batches = self._run_batched(
             "claim_named", self._claim_keys(), ([*head, *c] for c in _chunks(list(sample_ids)))
         )
-        return [SampleRef.from_store_json(text) for batch in batches for text in batch]
+        return [_stored_ref(text) for batch in batches for text in batch]
 
     def _claim_keys(self) -> list[str]:
-        return self._k("holders", "pending", "owner", "committed", "refs")
+        return self._k("holders", "pending", "owner", "refs")
 
     def _claim_head(self, trainer_id: str, lease_timeout_s: float) -> list[Any]:
         return [trainer_id, int(lease_timeout_s * 1000)]
@@ -341,12 +338,12 @@ class RedisMetadataStore(MetadataStore):
         head = [trainer_id, "1" if retryable else "0"]
         self._run_batched(
             "release",
-            self._k("owner", "pending", "committed", "failed"),
+            self._k("owner", "pending", "refs", "failed"),
             ([*head, *chunk] for chunk in _chunks(list(sample_ids))),
         )
 
     def clear_leases(self, trainer_id: str) -> int:
-        keys = [*self._k("owner", "pending", "committed", "holders"), self._prefix + "claim:" + trainer_id]
+        keys = [*self._k("owner", "pending", "refs", "holders"), self._prefix + "claim:" + trainer_id]
         return int(self._run("clear", keys, [trainer_id]))
 
     def pending_count(self) -> int:
@@ -359,8 +356,13 @@ class RedisMetadataStore(MetadataStore):
         return int(self._retrying(lambda: self._client.scard(self._keys["failed"])))
 
 
-_KEY_NAMES = ("refs", "committed", "seq", "pending", "acked", "failed", "owner", "holders", "marker")
-_SCRIPTS = ("commit", "claim", "claim_named", "ack", "unack", "release", "clear")
+_KEY_NAMES = ("refs", "seq", "pending", "acked", "failed", "owner", "holders", "marker")
+_SCRIPTS = ("commit", "claim", "claim_named", "ack", "unack", "release", "clear", "committed_ids")
+
+
+def _stored_ref(value: str) -> SampleRef:
+    """A ref from its ``refs`` entry, ``<commit seq>|<ref JSON>``."""
+    return SampleRef.from_store_json(value[value.index("|") + 1 :])
 
 
 def _chunks(items: Sequence[_T], size: int = _BATCH) -> Iterator[Sequence[_T]]:

@@ -1,8 +1,8 @@
 """Lua scripts of :class:`RedisMetadataStore`: each multi-key change is one atomic script.
 
 Keys (all under the run's hash tag, so a Redis Cluster keeps a run on one slot):
-``refs`` hash id→ref JSON · ``committed`` zset id→commit seq · ``seq`` counter · ``pending`` zset
-id→seq · ``acked`` hash id→global step · ``failed`` set · ``owner`` hash id→holder (the refs in
+``refs`` hash id→"<commit seq>|<ref JSON>" (every committed ref; the seq puts a requeued ref back
+in commit order) · ``seq`` counter · ``pending`` zset id→seq · ``acked`` hash id→global step · ``failed`` set · ``owner`` hash id→holder (the refs in
 flight) · ``holders`` zset holder→heartbeat expiry (ms, server clock) · ``marker`` hash ·
 ``claim:<holder>`` the holder's last claim (token and ids) so a retried claim is idempotent.
 
@@ -10,13 +10,13 @@ Each script does a few bulk commands per batch, never one Redis call per ref on 
 (commit, claim, ack): at a thousand refs per call the per-call cost is what the server spends.
 """
 
-# KEYS: refs committed seq pending ; ARGV: id json id json ... One bulk read, one bulk write per
-# key, no Redis call per ref (the per-call cost dominates at batch sizes).
+# KEYS: refs seq pending ; ARGV: id json id json ... One bulk read, one bulk write per key, no
+# Redis call per ref (the per-call cost dominates at batch sizes).
 COMMIT = """
 local ids = {}
 for i = 1, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
 local existing = redis.call('HMGET', KEYS[1], unpack(ids))
-local seq = tonumber(redis.call('GET', KEYS[3]) or '0')
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
 local out, fields, members, seen = {}, {}, {}, {}
 for j, id in ipairs(ids) do
   if existing[j] or seen[id] then
@@ -26,25 +26,33 @@ for j, id in ipairs(ids) do
     out[j] = 1
     seq = seq + 1
     fields[#fields + 1] = id
-    fields[#fields + 1] = ARGV[2 * j]
+    fields[#fields + 1] = seq .. '|' .. ARGV[2 * j]
     members[#members + 1] = seq
     members[#members + 1] = id
   end
 end
 if #fields > 0 then
   redis.call('HSET', KEYS[1], unpack(fields))
-  redis.call('SET', KEYS[3], seq)
-  redis.call('ZADD', KEYS[2], unpack(members))
-  redis.call('ZADD', KEYS[4], unpack(members))
+  redis.call('SET', KEYS[2], seq)
+  redis.call('ZADD', KEYS[3], unpack(members))
 end
 return out
 """
 
-# Shared head of the claim scripts. KEYS: holders pending owner committed refs ;
+# The commit seq of a committed id (KEYS[refs] named by the caller), to put it back in pending.
+_SEQ_OF = """
+local function seq_of(refs, id)
+  return tonumber(string.match(redis.call('HGET', refs, id), '^%d+'))
+end
+"""
+
+# Shared head of the claim scripts. KEYS: holders pending owner refs ;
 # ARGV[1..2]: holder ttl_ms. Renews the holder's heartbeat and returns every ref of holders whose
 # heartbeat expired to pending. Holders are found by scanning ``owner`` (the refs in flight, a few
 # batches), which is cheaper than keeping a set per holder on every claim and ack.
-_REAP = """
+_REAP = (
+    _SEQ_OF
+    + """
 local holder, ttl = ARGV[1], tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -58,7 +66,7 @@ if #expired > 0 then
   for i = 1, #owned, 2 do
     local id = owned[i]
     if dead[owned[i + 1]] then
-      redis.call('ZADD', KEYS[2], redis.call('ZSCORE', KEYS[4], id), id)
+      redis.call('ZADD', KEYS[2], seq_of(KEYS[4], id), id)
       redis.call('HDEL', KEYS[3], id)
     end
   end
@@ -75,16 +83,17 @@ local function own(ids)
   redis.call('HSET', KEYS[3], unpack(owned))
 end
 """
+)
 
-# + KEYS[6] claim_key ; ARGV[3..4]: token max. The first pending refs in commit order; a retried
+# + KEYS[5] claim_key ; ARGV[3..4]: token max. The first pending refs in commit order; a retried
 # claim (same token) answers the same refs instead of leasing more.
 CLAIM = (
     """
-local last = redis.call('HMGET', KEYS[6], 'token', 'ids')
+local last = redis.call('HMGET', KEYS[5], 'token', 'ids')
 if last[1] == ARGV[3] then
   local ids = cjson.decode(last[2])
   if #ids == 0 then return {} end
-  return redis.call('HMGET', KEYS[5], unpack(ids))
+  return redis.call('HMGET', KEYS[4], unpack(ids))
 end
 """
     + _REAP
@@ -94,10 +103,10 @@ if tonumber(ARGV[4]) > 0 then
   local popped = redis.call('ZPOPMIN', KEYS[2], tonumber(ARGV[4]))
   for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
 end
-redis.call('HSET', KEYS[6], 'token', ARGV[3], 'ids', cjson.encode(ids))
+redis.call('HSET', KEYS[5], 'token', ARGV[3], 'ids', cjson.encode(ids))
 if #ids == 0 then return {} end
 own(ids)
-return redis.call('HMGET', KEYS[5], unpack(ids))
+return redis.call('HMGET', KEYS[4], unpack(ids))
 """
 )
 
@@ -125,11 +134,11 @@ end
 if #fresh > 0 then redis.call('ZREM', KEYS[2], unpack(fresh)) end
 own(fresh)
 if #got == 0 then return {} end
-return redis.call('HMGET', KEYS[5], unpack(got))
+return redis.call('HMGET', KEYS[4], unpack(got))
 """
 )
 
-# KEYS: committed acked owner marker pending ; ARGV: global_step optimizer_durable ids...
+# KEYS: refs acked owner marker pending ; ARGV: global_step optimizer_durable ids...
 # A leased id is known committed and not yet acked (an ack ends its lease), so only ids acked without
 # a lease — or acked again — cost the extra committed/acked lookups.
 ACK = """
@@ -142,9 +151,8 @@ for j, id in ipairs(ids) do
 end
 local skip = {}
 if #unleased > 0 then
-  local committed = redis.call('ZMSCORE', KEYS[1], unpack(unleased))
-  for j, score in ipairs(committed) do
-    if not score then return redis.error_reply('UNKNOWN_SAMPLE ' .. unleased[j]) end
+  for _, id in ipairs(unleased) do
+    if redis.call('HEXISTS', KEYS[1], id) == 0 then return redis.error_reply('UNKNOWN_SAMPLE ' .. id) end
   end
   local acked = redis.call('HMGET', KEYS[2], unpack(unleased))
   local fresh = {}
@@ -171,12 +179,14 @@ redis.call('HSET', KEYS[4], 'global_step', math.max(prev, tonumber(ARGV[1])),
 return n
 """
 
-# KEYS: acked pending committed marker ; ARGV: ids...
-UNACK = """
+# KEYS: acked pending refs marker ; ARGV: ids...
+UNACK = (
+    _SEQ_OF
+    + """
 local moved = 0
 for i = 1, #ARGV do
   if redis.call('HDEL', KEYS[1], ARGV[i]) == 1 then
-    redis.call('ZADD', KEYS[2], redis.call('ZSCORE', KEYS[3], ARGV[i]), ARGV[i])
+    redis.call('ZADD', KEYS[2], seq_of(KEYS[3], ARGV[i]), ARGV[i])
     moved = moved + 1
   end
 end
@@ -185,15 +195,18 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
 end
 return moved
 """
+)
 
-# KEYS: owner pending committed failed ; ARGV: holder retryable ids...
-RELEASE = """
+# KEYS: owner pending refs failed ; ARGV: holder retryable ids...
+RELEASE = (
+    _SEQ_OF
+    + """
 for i = 3, #ARGV do
   local id = ARGV[i]
   if redis.call('HGET', KEYS[1], id) == ARGV[1] then
     redis.call('HDEL', KEYS[1], id)
     if ARGV[2] == '1' then
-      redis.call('ZADD', KEYS[2], redis.call('ZSCORE', KEYS[3], id), id)
+      redis.call('ZADD', KEYS[2], seq_of(KEYS[3], id), id)
     else
       redis.call('SADD', KEYS[4], id)
     end
@@ -201,20 +214,35 @@ for i = 3, #ARGV do
 end
 return 0
 """
+)
 
-# KEYS: owner pending committed holders claim_key ; ARGV: holder
-CLEAR = """
+# KEYS: owner pending refs holders claim_key ; ARGV: holder
+CLEAR = (
+    _SEQ_OF
+    + """
 local owned = redis.call('HGETALL', KEYS[1])
 local n = 0
 for i = 1, #owned, 2 do
   if owned[i + 1] == ARGV[1] then
     local id = owned[i]
     redis.call('HDEL', KEYS[1], id)
-    redis.call('ZADD', KEYS[2], redis.call('ZSCORE', KEYS[3], id), id)
+    redis.call('ZADD', KEYS[2], seq_of(KEYS[3], id), id)
     n = n + 1
   end
 end
 redis.call('DEL', KEYS[5])
 redis.call('ZREM', KEYS[4], ARGV[1])
 return n
+"""
+)
+
+# KEYS: refs ; the committed ids in commit order.
+COMMITTED_IDS = """
+local all = redis.call('HGETALL', KEYS[1])
+local rows = {}
+for i = 1, #all, 2 do rows[#rows + 1] = {tonumber(string.match(all[i + 1], '^%d+')), all[i]} end
+table.sort(rows, function(a, b) return a[1] < b[1] end)
+local ids = {}
+for i, row in ipairs(rows) do ids[i] = row[2] end
+return ids
 """
