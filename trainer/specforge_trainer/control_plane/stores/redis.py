@@ -197,10 +197,13 @@ class RedisMetadataStore(MetadataStore):
             return []
         results = self._retrying(run)
         if any(isinstance(r, NoScriptError) for r in results):
-            for script in self._scripts.values():
-                self._retrying(lambda script=script: self._client.script_load(script.script))
+            self._retrying(self._load_scripts)
             results = self._retrying(run)
         return results
+
+    def _load_scripts(self) -> None:
+        for script in self._scripts.values():
+            self._client.script_load(script.script)
 
     def _k(self, *names: str) -> list[str]:
         return [self._keys[n] for n in names]
@@ -265,7 +268,9 @@ class RedisMetadataStore(MetadataStore):
         commands it reads together. A failed ack gives back whatever the claims leased."""
         ack_keys = self._k("refs", "acked", "owner", "marker", "pending")
         ids = list(sample_ids)
-        calls = [("ack", ack_keys, [global_step, int(optimizer_durable), *chunk]) for chunk in _chunks(ids)]
+        calls: list[tuple[str, Sequence[str], Sequence[Any]]] = [
+            ("ack", ack_keys, [global_step, int(optimizer_durable), *chunk]) for chunk in _chunks(ids)
+        ]
         if self._wait_aof and calls:
             calls.append(("WAITAOF", (), (1, 0, 5000)))
         claims = claim[1] if claim else []
