@@ -119,6 +119,19 @@ def test_a_live_holder_keeps_its_leases_however_long_a_step_takes(store_factory)
     assert [r.sample_id for r in store.claim_leases("other", 10, lease_timeout_s=30)] == ["s00002"]
 
 
+def test_a_named_claim_of_nothing_is_still_a_heartbeat(store_factory):
+    store = store_factory()
+    store.commit_samples([make_ref(i) for i in range(2)])
+    if store_factory.kind == "noop":
+        assert store.claim_named("slow", [], lease_timeout_s=2.0) == []
+        return
+    store.claim_named("slow", ["s00000"], lease_timeout_s=2.0)
+    for _ in range(3):
+        time.sleep(0.8)
+        assert store.claim_named("slow", [], lease_timeout_s=2.0) == []
+    assert [r.sample_id for r in store.claim_leases("other", 10, lease_timeout_s=30)] == ["s00001"]
+
+
 def test_release_and_clear_return_refs(store_factory):
     store = store_factory()
     store.commit_samples([make_ref(i) for i in range(5)])

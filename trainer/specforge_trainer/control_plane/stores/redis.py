@@ -328,9 +328,10 @@ class RedisMetadataStore(MetadataStore):
         self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float
     ) -> list[SampleRef]:
         head = self._claim_head(trainer_id, lease_timeout_s)
-        batches = self._run_batched(
-            "claim_named", self._claim_keys(), ([*head, *c] for c in _chunks(list(sample_ids)))
-        )
+        ids = list(sample_ids)
+        # No ids is still one call: the claim is the holder's heartbeat.
+        calls = [[*head, *c] for c in _chunks(ids)] if ids else [head]
+        batches = self._run_batched("claim_named", self._claim_keys(), calls)
         return [_stored_ref(text) for batch in batches for text in batch]
 
     def _claim_keys(self) -> list[str]:

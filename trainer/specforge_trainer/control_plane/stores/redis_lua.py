@@ -117,6 +117,7 @@ CLAIM_NAMED = (
     + """
 local ids = {}
 for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+if #ids == 0 then return {} end
 local pending = redis.call('ZMSCORE', KEYS[2], unpack(ids))
 local owners = redis.call('HMGET', KEYS[3], unpack(ids))
 local fresh, got, seen = {}, {}, {}
