@@ -135,6 +135,13 @@ class Trainer:
                 self.ack_checkpointed_step(resumed_from)
         for sink in self.sinks:
             sink.on_start(self.reports)
+        with self.controller.leases_kept_alive(self.trainer_id):  # a slow step keeps its refs
+            self._train_remaining_steps()
+        for sink in self.sinks:
+            sink.on_end(self.reports)
+        return self.reports
+
+    def _train_remaining_steps(self) -> None:
         while self.should_continue_training():
             epoch = self.counters.epoch
             steps = self.schedule.rank_steps(epoch, self.context.rank)[self.counters.steps_done_in_epoch :]
@@ -157,9 +164,6 @@ class Trainer:
                     sink.on_step(report)
             self.counters.epoch += 1
             self.counters.steps_done_in_epoch = 0
-        for sink in self.sinks:
-            sink.on_end(self.reports)
-        return self.reports
 
     def should_continue_training(self) -> bool:
         return self.counters.epoch < self.settings.epochs and self.counters.step < self.total_steps

@@ -199,3 +199,23 @@ def test_an_ack_can_lease_the_next_step_in_the_same_store_call(store_factory, le
     assert ids(nxt) == ["s00002", "s00003"]
     ctl.ack_train_refs("rank0", ids(nxt), global_step=2, optimizer_durable=True, lease_next=lease_next)
     assert ctl.status().backlog == 0 and ctl.queue.depth() == 0
+
+
+@pytest.mark.parametrize("store_factory", STORE_KINDS, indirect=True)
+def test_a_step_longer_than_the_lease_timeout_keeps_its_refs_while_kept_alive(store_factory):
+    import time
+
+    store = store_factory()  # two trainers, one shared store
+    slow = DataFlowController("run-a", metadata_store=store, lease_timeout_s=0.4)
+    other = DataFlowController("run-a", metadata_store=store, lease_timeout_s=0.4)
+    slow.commit_samples("producer", [make_ref(i) for i in range(3)])
+    held = ids(slow.lease_train_refs("slow", 2))
+    with slow.leases_kept_alive("slow"):
+        time.sleep(1.2)  # three lease timeouts without a call from the step itself
+        stolen = ids(other.lease_train_refs("other", 10))
+    if not slow.store.shares_leases:
+        assert stolen == []  # NoOp: nothing shared, nothing to keep alive
+        return
+    assert held == ["s00000", "s00001"] and stolen == ["s00002"]
+    time.sleep(0.6)  # the heartbeat stopped with the block: the refs come back one timeout later
+    assert ids(other.lease_train_refs("other", 10)) == held

@@ -15,8 +15,11 @@ between can only repeat an (idempotent) ack, never lose one.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -27,6 +30,7 @@ from .stores.base import MetadataStore
 from .stores.memory import InMemoryMetadataStore
 
 DEFAULT_LEASE_TIMEOUT_S = 60.0
+log = logging.getLogger(__name__)
 
 
 class FeatureStore(Protocol):
@@ -177,6 +181,39 @@ class DataFlowController:
             self._beat(trainer_id)
             self.queue.put_many(leased)
         self.queue.ack(ids)
+
+    @contextlib.contextmanager
+    def leases_kept_alive(self, trainer_id: str) -> Iterator[None]:
+        """Renew ``trainer_id``'s heartbeat from a background thread while the block runs.
+
+        A step longer than the lease timeout then keeps its refs; a killed process stops renewing and
+        its refs return one lease timeout later. Nothing to do for a store that does not share leases.
+        """
+        if not self.store.shares_leases:
+            yield
+            return
+        stop = threading.Event()
+        period = self.lease_timeout_s / 4
+
+        def renew() -> None:
+            while not stop.wait(period):
+                if not self._beat_due(trainer_id):
+                    continue
+                try:
+                    self.store.claim_named(
+                        trainer_id, [], self.lease_timeout_s
+                    )  # claims nothing: a heartbeat
+                    self._beat(trainer_id)
+                except Exception as err:  # the store is down for a while: the next beat or call will tell
+                    log.warning("lease heartbeat of %s failed: %s", trainer_id, err)
+
+        thread = threading.Thread(target=renew, name=f"lease-heartbeat-{trainer_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def _beat(self, trainer_id: str) -> None:
         self._last_beat[trainer_id] = time.monotonic()
