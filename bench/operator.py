@@ -13,12 +13,15 @@
    SIGKILL of the active one. Target: under 30 s.
 
 The operator runs as a real subprocess (``python -m specforge_operator``), as in the e2e tests.
-Usage: python bench/operator.py [--latency-runs 100] [--scale-runs 1000]
+Usage: python bench/operator.py [--latency-runs 100] [--scale-runs 1000] [--ha-runs 1000]; a count of 0
+skips its part. Each part's runs are deleted before the next part starts, so the replicas of part 4 see
+exactly their own runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -27,13 +30,14 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
-from operator_ha import bench_ha
+from operator_ha import bench_ha, delete_runs
 from specforge_operator.kube import KubeApi
 from specforge_operator.process import OperatorProcess
 from urllib3.exceptions import ProtocolError
@@ -151,10 +155,55 @@ def cluster_kubeconfig() -> tuple[str, dict[str, str] | None]:
     return line.removeprefix("export KUBECONFIG="), env
 
 
+@contextlib.contextmanager
+def bench_namespace(core: k8s_client.CoreV1Api) -> Iterator[str]:
+    """A fresh namespace, deleted after use (its runs must be gone by then: they carry kopf's finalizer)."""
+    namespace = f"bench-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    try:
+        yield namespace
+    finally:
+        core.delete_namespace(namespace)
+
+
+def bench_single_replica(
+    api: k8s_client.ApiClient, kubeconfig: str, log_dir: Path, latency_runs: int, scale_runs: int
+) -> None:
+    """Parts 1-3 with one replica; its runs are deleted before it stops, so later parts see none of them."""
+    operator = OperatorProcess(kubeconfig, log_dir / "operator.log", resync_seconds=600)
+    with bench_namespace(k8s_client.CoreV1Api(api)) as namespace:
+        try:
+            operator.wait_live()
+            if latency_runs:
+                latencies = bench_latency(api, namespace, latency_runs)
+                print(
+                    f"apply -> all {CHILDREN_PER_LOCAL_RUN} children created, {len(latencies)} runs, one at a time:"
+                )
+                print(
+                    f"  p50 {statistics.median(latencies) * 1000:.0f} ms   p99 {percentile(latencies, 0.99) * 1000:.0f} ms"
+                    f"   max {max(latencies) * 1000:.0f} ms   (target p50 <= 1000 ms)"
+                )
+            if scale_runs:
+                created, reconciled = bench_scale(api, namespace, scale_runs)
+                print(
+                    f"{scale_runs} runs: created in {created:.1f} s; all reconciled (children + status) after {reconciled:.1f} s"
+                )
+                print(f"  {scale_runs / reconciled:.1f} runs/s end to end")
+            rss, peak = operator.rss_bytes()
+            print(
+                f"operator RSS: {rss / 2**20:.0f} MiB now, {peak / 2**20:.0f} MiB peak   (target <= 200 MB)"
+            )
+            # The replica removes kopf's finalizer from the runs it is deleting, so it stops only after.
+            deleted = delete_runs(api, namespace)
+            print(f"  (its runs deleted in {deleted:.1f} s before it stopped)")
+        finally:
+            operator.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency-runs", type=int, default=100)
-    parser.add_argument("--scale-runs", type=int, default=1000)
+    parser.add_argument("--latency-runs", type=int, default=100, help="0 skips the latency part")
+    parser.add_argument("--scale-runs", type=int, default=1000, help="0 skips the scale part")
     parser.add_argument("--ha-runs", type=int, default=1000, help="runs for the 2-replica part (0 skips it)")
     parser.add_argument(
         "--ha-changed", type=int, default=50, help="runs changed right after the failover kill"
@@ -190,32 +239,12 @@ def main() -> int:
         capture_output=True,
     )
     core = k8s_client.CoreV1Api(api)
-    namespace = f"bench-{uuid.uuid4().hex[:6]}"
-    core.create_namespace({"metadata": {"name": namespace}})
-    log = Path(tempfile.mkdtemp(prefix="bench-operator-")) / "operator.log"
-    operator = OperatorProcess(kubeconfig, log, resync_seconds=600)
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-operator-"))
     try:
-        operator.wait_live()
-        latencies = bench_latency(api, namespace, args.latency_runs)
-        print(
-            f"apply -> all {CHILDREN_PER_LOCAL_RUN} children created, {len(latencies)} runs, one at a time:"
-        )
-        print(
-            f"  p50 {statistics.median(latencies) * 1000:.0f} ms   p99 {percentile(latencies, 0.99) * 1000:.0f} ms"
-            f"   max {max(latencies) * 1000:.0f} ms   (target p50 <= 1000 ms)"
-        )
-        created, reconciled = bench_scale(api, namespace, args.scale_runs)
-        print(
-            f"{args.scale_runs} runs: created in {created:.1f} s; all reconciled (children + status) after {reconciled:.1f} s"
-        )
-        print(f"  {args.scale_runs / reconciled:.1f} runs/s end to end")
-        rss, peak = operator.rss_bytes()
-        print(f"operator RSS: {rss / 2**20:.0f} MiB now, {peak / 2**20:.0f} MiB peak   (target <= 200 MB)")
-        operator.stop()  # a standalone replica ignores peering: the two replicas below run without it
+        if args.latency_runs or args.scale_runs:
+            bench_single_replica(api, kubeconfig, log_dir, args.latency_runs, args.scale_runs)
         if args.ha_runs:
-            ha_namespace = f"bench-ha-{uuid.uuid4().hex[:6]}"
-            core.create_namespace({"metadata": {"name": ha_namespace}})
-            try:
+            with bench_namespace(core) as ha_namespace:
                 bench_ha(
                     api,
                     kubeconfig,
@@ -223,19 +252,9 @@ def main() -> int:
                     lambda name: run_manifest(name, suspend=True),
                     runs=args.ha_runs,
                     changed_after_kill=args.ha_changed,
-                    log_dir=log.parent,
+                    log_dir=log_dir,
                 )
-            finally:
-                core.delete_namespace(ha_namespace)
     finally:
-        # Runs carry kopf's finalizer (their timers); delete them while the operator still runs to remove it.
-        core.delete_namespace(namespace)
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and any(
-            item.metadata.name == namespace for item in core.list_namespace().items
-        ):
-            time.sleep(2)
-        operator.stop()
         if cluster_env is not None:
             subprocess.run([str(REPO_ROOT / "hack/cluster.sh"), "down"], env=cluster_env, check=False)
     return 0

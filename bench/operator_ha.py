@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,29 @@ def wait_converged(api: k8s_client.ApiClient, namespace: str, count: int, timeou
     return time.monotonic() - started
 
 
+def delete_runs(api: k8s_client.ApiClient, namespace: str, timeout: float = 600) -> float:
+    """Delete every run in ``namespace`` and wait until they are gone (an operator must be running to
+    remove kopf's finalizer); the seconds it took."""
+    custom = k8s_client.CustomObjectsApi(api)
+    started = time.monotonic()
+    custom.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    while left := len(custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]):
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{left} runs in {namespace} still there after {timeout:.0f} s")
+        time.sleep(1)
+    return time.monotonic() - started
+
+
+def standby_resumed_at(log_path: Path, after: datetime) -> datetime | None:
+    """When kopf in the standby logged its resume (local time, as its log lines are stamped)."""
+    for line in log_path.read_text().splitlines():
+        if "Resuming operations after the pause" in line:
+            stamp = datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
+            if stamp >= after:
+                return stamp
+    return None
+
+
 def bench_ha(
     api: k8s_client.ApiClient,
     kubeconfig: str,
@@ -117,7 +141,7 @@ def bench_ha(
         )
 
         active.kill()
-        killed = time.monotonic()
+        killed, killed_at = time.monotonic(), datetime.now()
         for index in range(changed_after_kill):
             custom.patch_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURAL, f"ha-{index}", {"spec": {"training": {"seed": 1}}}
@@ -128,8 +152,15 @@ def bench_ha(
             f"SIGKILL of the active replica -> the standby converged {changed_after_kill} changed runs "
             f"after {failover:.1f} s   (target < 30 s)"
         )
+        resumed = standby_resumed_at(standby.log_path, killed_at)
+        if resumed is not None:
+            print(
+                f"  of which {(resumed - killed_at).total_seconds():.1f} s until the standby saw the peer's record"
+                " expire and resumed (the rest is its take-over work)"
+            )
         rss, peak = standby.rss_bytes()
         print(f"  standby (now active) RSS {rss / 2**20:.0f} MiB now, {peak / 2**20:.0f} MiB peak")
+        delete_runs(api, namespace)
     finally:
         standby.stop()
         if active.process.poll() is None:

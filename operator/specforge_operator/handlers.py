@@ -16,13 +16,14 @@ from typing import Any
 import kopf
 
 from specforge_operator.api.manifest import ManifestError
-from specforge_operator.api.run import GROUP, PLURAL, VERSION
+from specforge_operator.api.run import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from specforge_operator.api.status import Phase
 from specforge_operator.echoes import is_own_echo
 from specforge_operator.kube import KubeApi, load_api_client
 from specforge_operator.metrics import record_reconcile
 from specforge_operator.reconcile import Reconciler
 from specforge_operator.render.meta import RUN_LABEL
+from specforge_operator.takeover import is_listing_event, status_may_be_stale
 
 RESYNC_SECONDS = float(os.environ.get("SPECFORGE_RESYNC_SECONDS", "60"))
 RUN_RESOURCE = (GROUP, VERSION, PLURAL)
@@ -32,7 +33,9 @@ RESTARTING_RESYNC_SECONDS = 2.0
 # the API server sends bookmarks about every minute.
 WATCH_INACTIVITY_SECONDS = float(os.environ.get("SPECFORGE_WATCH_INACTIVITY_SECONDS", "90"))
 # How long a replica's peering record counts as alive: a SIGKILLed active replica is replaced after it.
-PEERING_LIFETIME_SECONDS = int(os.environ.get("SPECFORGE_PEERING_LIFETIME_SECONDS", "20"))
+# kopf renews the record 5-10 s before expiry whatever the lifetime, so 10 s keeps the same slack for a
+# slow renewal as a longer one (renewing every 1-5 s) and halves the worst-case take-over wait of 20 s.
+PEERING_LIFETIME_SECONDS = int(os.environ.get("SPECFORGE_PEERING_LIFETIME_SECONDS", "10"))
 
 
 @kopf.on.startup()
@@ -52,7 +55,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # A run deleted while its resync timer is mid-reconcile keeps kopf's finalizer until the timer is seen
     # to exit; kopf re-checks every 60 s by default, which held up garbage collection for a minute.
     settings.background.cancellation_polling = 1.0
-    memo.reconciler = Reconciler(KubeApi(load_api_client()))
+    memo.kube = KubeApi(load_api_client())
+    memo.reconciler = Reconciler(memo.kube)
 
 
 def _reconcile_and_report(body: kopf.Body, reconciler: Reconciler) -> None:
@@ -71,11 +75,11 @@ def _reconcile_and_report(body: kopf.Body, reconciler: Reconciler) -> None:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
 
 
-# On start-up or take-over every run is "resumed"; one whose status already reflects its spec is left to
+# On start-up or take-over every run is "resumed"; a settled one whose status reflects its spec is left to
 # the resync timer, so a replica that takes over reaches the runs that changed first, not after all others.
 @kopf.on.resume(*RUN_RESOURCE, backoff=RETRY_BACKOFF_SECONDS)
 def run_resumed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if (body.get("status") or {}).get("observedGeneration") != body["metadata"].get("generation"):
+    if status_may_be_stale(body):
         _reconcile_and_report(body, memo.reconciler)
 
 
@@ -106,30 +110,28 @@ def run_deleted(uid: str, memo: kopf.Memo, **_: Any) -> None:
     memo.reconciler.forget(uid)
 
 
-@kopf.index(*RUN_RESOURCE)
-def runs_by_name(
-    namespace: str | None, name: str, body: kopf.Body, **_: Any
-) -> dict[tuple[str | None, str], kopf.Body]:
-    return {(namespace, name): body}
-
-
 _CHILD_FILTER: dict[str, Any] = {"labels": {RUN_LABEL: kopf.PRESENT}}
 
 
+# The parent run is read when a child brings news, not kept in a kopf index: an index makes kopf hold back
+# every handler until all listed runs are indexed, which on a take-over of 1,000 runs cost 15 s (each
+# indexed run wakes every other waiting one), and it kept a second reference to every run body.
 @kopf.on.event("batch", "v1", "jobs", **_CHILD_FILTER)
 @kopf.on.event("kubeflow.org", "v1", "pytorchjobs", **_CHILD_FILTER)
 @kopf.on.event("apps", "v1", "deployments", **_CHILD_FILTER)
-@kopf.on.event("", "v1", "configmaps", **_CHILD_FILTER)  # type: ignore[arg-type]  # the index kwarg
+@kopf.on.event("", "v1", "configmaps", **_CHILD_FILTER)
 def child_changed(
     type: str | None,
     body: kopf.Body,
     namespace: str | None,
     labels: kopf.Labels,
     memo: kopf.Memo,
-    runs_by_name: kopf.Index,
     **_: Any,
 ) -> None:
-    if is_own_echo(type, body):
+    # A listed child is not news by itself: the run's own resume (start-up, take-over) or its resync timer
+    # reconciles what may have changed while no replica watched (see takeover).
+    if is_listing_event(type) or is_own_echo(type, body) or namespace is None:
         return
-    for run_body in list(runs_by_name.get((namespace, labels[RUN_LABEL]), [])):
-        _reconcile_and_report(run_body, memo.reconciler)
+    run = memo.kube.get(API_VERSION, KIND, namespace, labels[RUN_LABEL])
+    if run is not None:
+        _reconcile_and_report(kopf.Body(run), memo.reconciler)

@@ -11,6 +11,7 @@ the caller posts them after the status write.
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 import threading
 from collections.abc import Callable, Mapping
@@ -79,8 +80,10 @@ class Reconciler:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         # Last operator-written status per run uid: a child event may carry a parent body older than our
-        # own last write, and deriving from it would repeat transitions (and their events).
-        self._written: dict[str, dict[str, Any]] = {}
+        # own last write, and deriving from it would repeat transitions (and their events). Kept as compact
+        # JSON: a thousand status dicts as Python objects cost about 5x their JSON size, for the life of
+        # the process.
+        self._written: dict[str, str] = {}
         self._census = RunCensus()
         self._seen_children: dict[str, set[ChildKey]] = {}
 
@@ -104,9 +107,10 @@ class Reconciler:
             return self._locks.setdefault(uid, threading.Lock())
 
     def _with_latest_status(self, run: SpecForgeRun, uid: str) -> SpecForgeRun:
-        written = self._written.get(uid)
-        if written is None:
+        written_json = self._written.get(uid)
+        if written_json is None:
             return run
+        written = json.loads(written_json)
         progress = run.status.progress if run.status else None
         merged = {
             **written,
@@ -158,7 +162,7 @@ class Reconciler:
         written = status != previous
         if written:
             self._kube.patch_run_status(run.namespace, run.name, status)
-        self._written[run.metadata.uid or ""] = status
+        self._written[run.metadata.uid or ""] = json.dumps(status, separators=(",", ":"))
         self._census.observe(run.metadata.uid or "", status["phase"], run.spec.deployment_mode.value)
         self._carry_out(run, outcome)  # after the status write, so a restart is counted before it happens
         return ReconcileResult(run, status, events + derived_events + list(outcome.events), written)

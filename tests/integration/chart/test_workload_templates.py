@@ -95,6 +95,7 @@ def test_deployment_defaults_two_peered_replicas_with_probes_and_resources(
     assert env == {
         "SPECFORGE_RESYNC_SECONDS": "60",
         "SPECFORGE_WORKERS": "8",
+        "SPECFORGE_PEERING_LIFETIME_SECONDS": "10",
         "SPECFORGE_METRICS_PORT": "9090",
     }
     anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
