@@ -7,7 +7,7 @@
 2. Reconcile M runs: M suspended runs created as fast as one client can; the time until every run has
    all its children and a status written for its generation (suspended, so KWOK has no pods to fake and
    the figure is the operator's, not the scheduler's).
-3. The operator's RSS (current and peak) after both. Target: <= 200 MB.
+3. The operator's RSS (current and peak) after both, and again 10 s later. Target: <= 200 MB.
 4. Two replicas with kopf peering (bench/operator_ha.py): throughput of ``--ha-runs`` runs with the
    active replica's RSS, then the time for the standby to converge ``--ha-changed`` changed runs after
    SIGKILL of the active one. Target: under 30 s.
@@ -48,6 +48,7 @@ from _support.manifests import minimal_run
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "specforge.io", "v1alpha1", "specforgeruns"
 CHILDREN_PER_LOCAL_RUN = 5  # ConfigMap, ServiceAccount, Role, RoleBinding, Job
+SETTLE_SECONDS = 10.0  # longer than the operator's heap-trim interval (5 s)
 
 
 def run_manifest(name: str, *, suspend: bool) -> dict[str, Any]:
@@ -192,6 +193,10 @@ def bench_single_replica(
             rss, peak = operator.rss_bytes()
             print(
                 f"operator RSS: {rss / 2**20:.0f} MiB now, {peak / 2**20:.0f} MiB peak   (target <= 200 MB)"
+            )
+            time.sleep(SETTLE_SECONDS)
+            print(
+                f"  {operator.rss_bytes()[0] / 2**20:.0f} MiB {SETTLE_SECONDS:.0f} s later (idle, heap trimmed)"
             )
             # The replica removes kopf's finalizer from the runs it is deleting, so it stops only after.
             deleted = delete_runs(api, namespace)

@@ -10,9 +10,10 @@ behind the rest. Only two kinds of run can have news the last status does not sh
   workload may have started, finished or failed while no replica was watching.
 
 A settled run (suspended by its spec, succeeded or failed) whose status matches its spec is left to the
-resync timer (``SPECFORGE_RESYNC_SECONDS``), also when a listed child of it was last written by someone
-else: a child edited by hand while no replica watched is restored at the next resync, not at once.
-Child events from a live watch are news as before (see ``echoes``).
+resync timer (``SPECFORGE_RESYNC_SECONDS``). A child found by a listing is not news by itself (its run's
+resume covers start-up and take-over; after a watch re-listed mid-life, the resync does): a child edited
+by hand while no replica watched is restored at the next resync, not at once. Child events from a live
+watch are news as before (see ``echoes``).
 """
 
 from __future__ import annotations
