@@ -32,7 +32,10 @@ RESTARTING_RESYNC_SECONDS = 2.0
 # A watch stream that delivers nothing (not even a bookmark) for this long is presumed dead and reopened;
 # the API server sends bookmarks about every minute.
 WATCH_INACTIVITY_SECONDS = float(os.environ.get("SPECFORGE_WATCH_INACTIVITY_SECONDS", "90"))
+# How many objects kopf processes at once (see configure).
 OBJECT_WORKERS = int(os.environ.get("SPECFORGE_OBJECT_WORKERS", "100"))
+if OBJECT_WORKERS < 1:
+    raise ValueError(f"SPECFORGE_OBJECT_WORKERS must be at least 1, got {OBJECT_WORKERS}")
 # How long a replica's peering record counts as alive: a SIGKILLed active replica is replaced after it.
 # kopf renews the record 5-10 s before expiry whatever the lifetime, so 10 s keeps the same slack for a
 # slow renewal as a longer one (renewing every 1-5 s) and halves the worst-case take-over wait of 20 s.
