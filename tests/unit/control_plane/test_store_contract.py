@@ -119,16 +119,25 @@ def test_a_live_holder_keeps_its_leases_however_long_a_step_takes(store_factory)
     assert [r.sample_id for r in store.claim_leases("other", 10, lease_timeout_s=30)] == ["s00002"]
 
 
-def test_a_named_claim_of_nothing_is_still_a_heartbeat(store_factory):
+@pytest.mark.parametrize("beat", ["claim_named", "ack_and_claim"])
+def test_a_named_claim_of_nothing_is_still_a_heartbeat(store_factory, beat):
     store = store_factory()
     store.commit_samples([make_ref(i) for i in range(2)])
+
+    def heartbeat():
+        if beat == "claim_named":
+            return store.claim_named("slow", [], lease_timeout_s=2.0)
+        return store.ack_and_claim(
+            "slow", [], global_step=1, optimizer_durable=False, claim=[], lease_timeout_s=2.0
+        )
+
     if store_factory.kind == "noop":
-        assert store.claim_named("slow", [], lease_timeout_s=2.0) == []
+        assert heartbeat() == []
         return
     store.claim_named("slow", ["s00000"], lease_timeout_s=2.0)
     for _ in range(3):
         time.sleep(0.8)
-        assert store.claim_named("slow", [], lease_timeout_s=2.0) == []
+        assert heartbeat() == []
     assert [r.sample_id for r in store.claim_leases("other", 10, lease_timeout_s=30)] == ["s00001"]
 
 

@@ -48,6 +48,7 @@ PASSWORD_ENV = "SPECFORGE_METADATA_PASSWORD"
 DURABILITY_ENV = "SPECFORGE_REDIS_DURABILITY"
 _BATCH = 1000  # refs per script call: bounded Lua stack, pipelined across calls
 _T = TypeVar("_T")
+_Call = tuple[str, Sequence[str], Sequence[Any]]  # a script name (or a plain command), its keys, its args
 
 
 def redact(url: str) -> str:
@@ -167,16 +168,9 @@ class RedisMetadataStore(MetadataStore):
         return self._retrying(lambda: self._scripts[script](keys=list(keys), args=list(args)))
 
     def _run_batched(self, script: str, keys: Sequence[str], batches: Iterable[Sequence[Any]]) -> list[Any]:
-        batches_list = list(batches)
-        if len(batches_list) == 1:
-            return [self._run(script, keys, batches_list[0])]
-        results = self._pipelined([(script, keys, args) for args in batches_list])
-        failed = next((r for r in results if isinstance(r, Exception)), None)
-        if failed is not None:
-            raise failed
-        return results
+        return _raise_first(self._pipelined([(script, keys, args) for args in batches]))
 
-    def _pipelined(self, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]]) -> list[Any]:
+    def _pipelined(self, calls: Sequence[_Call]) -> list[Any]:
         """Scripts (by name) and plain commands in one round trip; errors come back as results.
 
         Scripts go by EVALSHA: redis-py's script objects would first ask SCRIPT EXISTS, a second round
@@ -236,7 +230,7 @@ class RedisMetadataStore(MetadataStore):
     def record_train_ack(
         self, sample_ids: Sequence[str], *, global_step: int, optimizer_durable: bool
     ) -> None:
-        self._ack_pipeline(sample_ids, global_step, optimizer_durable, claim=None)
+        self._ack_pipeline(sample_ids, global_step, optimizer_durable)
 
     def ack_and_claim(
         self,
@@ -248,48 +242,47 @@ class RedisMetadataStore(MetadataStore):
         claim: int | Sequence[str],
         lease_timeout_s: float,
     ) -> list[SampleRef]:
-        head = self._claim_head(trainer_id, lease_timeout_s)
-        if isinstance(claim, int):
-            keys = [*self._claim_keys(), self._prefix + "claim:" + trainer_id]
-            claims = [("claim", keys, [*head, uuid.uuid4().hex, claim])]
-        else:
-            claims = [("claim_named", self._claim_keys(), [*head, *chunk]) for chunk in _chunks(list(claim))]
-        return self._ack_pipeline(sample_ids, global_step, optimizer_durable, claim=(trainer_id, claims))
+        claims = self._claim_calls(trainer_id, claim, lease_timeout_s)
+        return self._ack_pipeline(sample_ids, global_step, optimizer_durable, trainer_id, claims)
 
     def _ack_pipeline(
         self,
         sample_ids: Sequence[str],
         global_step: int,
         optimizer_durable: bool,
-        claim: tuple[str, list[tuple[str, list[str], list[Any]]]] | None,
+        holder: str = "",
+        claims: Sequence[_Call] = (),
     ) -> list[SampleRef]:
-        """The ack scripts, WAITAOF when acks are made durable that way, then any claim scripts: one
+        """The ack scripts, WAITAOF when acks are made durable that way, then ``holder``'s claims: one
         round trip, and with ``appendfsync always`` one fsync, since Redis fsyncs once per batch of
         commands it reads together. A failed ack gives back whatever the claims leased."""
         ack_keys = self._k("refs", "acked", "owner", "marker", "pending")
-        ids = list(sample_ids)
-        calls: list[tuple[str, Sequence[str], Sequence[Any]]] = [
-            ("ack", ack_keys, [global_step, int(optimizer_durable), *chunk]) for chunk in _chunks(ids)
+        acks: list[_Call] = [
+            ("ack", ack_keys, [global_step, int(optimizer_durable), *chunk])
+            for chunk in _chunks(list(sample_ids))
         ]
-        if self._wait_aof and calls:
-            calls.append(("WAITAOF", (), (1, 0, 5000)))
-        claims = claim[1] if claim else []
-        results = self._pipelined([*calls, *claims])
-        claimed = results[len(results) - len(claims) :] if claims else []
+        if self._wait_aof and acks:
+            acks.append(("WAITAOF", (), (1, 0, 5000)))
+        results = self._pipelined([*acks, *claims])
         leased = [
-            _stored_ref(text) for batch in claimed if not isinstance(batch, Exception) for text in batch
+            _stored_ref(text)
+            for batch in results[len(acks) :]
+            if not isinstance(batch, Exception)
+            for text in batch
         ]
-        failed = next((r for r in results if isinstance(r, Exception)), None)
-        if failed is not None:
-            if claim and leased:
-                self.release_leases(claim[0], [ref.sample_id for ref in leased])
-            if isinstance(failed, ResponseError) and "UNKNOWN_SAMPLE" in str(failed):
-                raise UnknownSampleError(
-                    f"cannot ack sample ids that were never committed: {failed}"
-                ) from failed
-            raise failed
-        if self._wait_aof and calls:
-            local, _ = results[len(calls) - 1]
+        if any(isinstance(r, Exception) for r in results):
+            if leased:
+                self.release_leases(holder, [ref.sample_id for ref in leased])
+            try:
+                _raise_first(results)
+            except ResponseError as err:
+                if "UNKNOWN_SAMPLE" in str(err):
+                    raise UnknownSampleError(
+                        f"cannot ack sample ids that were never committed: {err}"
+                    ) from err
+                raise
+        if self._wait_aof and acks:
+            local, _ = results[len(acks) - 1]
             if int(local) < 1:
                 raise StoreUnavailableError(f"Redis at {redact(self.url)} did not fsync the ack within 5 s")
         return leased
@@ -320,25 +313,31 @@ class RedisMetadataStore(MetadataStore):
 
     # -- shared leasing ------------------------------------------------------------------------
     def claim_leases(self, trainer_id: str, max_refs: int, lease_timeout_s: float) -> list[SampleRef]:
-        keys = [*self._claim_keys(), self._prefix + "claim:" + trainer_id]
-        args = [*self._claim_head(trainer_id, lease_timeout_s), uuid.uuid4().hex, max_refs]
-        return [_stored_ref(text) for text in self._run("claim", keys, args)]
+        return self._claim(trainer_id, max_refs, lease_timeout_s)
 
     def claim_named(
         self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float
     ) -> list[SampleRef]:
-        head = self._claim_head(trainer_id, lease_timeout_s)
-        ids = list(sample_ids)
-        # No ids is still one call: the claim is the holder's heartbeat.
-        calls = [[*head, *c] for c in _chunks(ids)] if ids else [head]
-        batches = self._run_batched("claim_named", self._claim_keys(), calls)
-        return [_stored_ref(text) for batch in batches for text in batch]
+        return self._claim(trainer_id, sample_ids, lease_timeout_s)
 
-    def _claim_keys(self) -> list[str]:
-        return self._k("holders", "pending", "owner", "refs")
+    def _claim(self, trainer_id: str, claim: int | Sequence[str], lease_timeout_s: float) -> list[SampleRef]:
+        results = _raise_first(self._pipelined(self._claim_calls(trainer_id, claim, lease_timeout_s)))
+        return [_stored_ref(text) for batch in results for text in batch]
 
-    def _claim_head(self, trainer_id: str, lease_timeout_s: float) -> list[Any]:
-        return [trainer_id, int(lease_timeout_s * 1000)]
+    def _claim_calls(
+        self, trainer_id: str, claim: int | Sequence[str], lease_timeout_s: float
+    ) -> list[_Call]:
+        """The scripts that claim ``claim`` refs (how many, or which ones) for ``trainer_id``. Never
+        none: a claim of nothing is still the holder's heartbeat."""
+        head = [trainer_id, int(lease_timeout_s * 1000)]
+        keys = self._k("holders", "pending", "owner", "refs")
+        if isinstance(claim, int):
+            token = uuid.uuid4().hex  # a retried call answers the same refs instead of leasing more
+            return [("claim", [*keys, self._prefix + "claim:" + trainer_id], [*head, token, claim])]
+        ids = list(claim)
+        return [("claim_named", keys, [*head, *chunk]) for chunk in _chunks(ids)] or [
+            ("claim_named", keys, head)
+        ]
 
     def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
         head = [trainer_id, "1" if retryable else "0"]
@@ -364,6 +363,14 @@ class RedisMetadataStore(MetadataStore):
 
 _KEY_NAMES = ("refs", "seq", "pending", "acked", "failed", "owner", "holders", "marker")
 _SCRIPTS = ("commit", "claim", "claim_named", "ack", "unack", "release", "clear", "committed_ids")
+
+
+def _raise_first(results: list[Any]) -> list[Any]:
+    """``results`` of a pipeline, raising the first error among them."""
+    failed = next((r for r in results if isinstance(r, Exception)), None)
+    if failed is not None:
+        raise failed
+    return results
 
 
 def _stored_ref(value: str) -> SampleRef:
