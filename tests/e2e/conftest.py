@@ -43,6 +43,8 @@ E2E_DIR = Path(__file__).resolve().parent
 # Pod annotations the KWOK stages in hack/kwok/stages.yaml act on.
 KWOK_FAIL_ANNOTATION = "specforge.io/kwok-fail"
 KWOK_RUN_DURATION_ANNOTATION = "specforge.io/kwok-run-duration"
+#: Pod annotations that keep a KWOK pod running for the length of any test.
+LONG_RUN = {KWOK_RUN_DURATION_ANNOTATION: "600s"}
 # The fake nodes hack/kwok/nodes.yaml creates: two with 8 GPUs each, one CPU-only.
 GPU_RESOURCE = "nvidia.com/gpu"
 GPUS_PER_GPU_NODE = 8

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e.conftest import KWOK_RUN_DURATION_ANNOTATION
+from e2e.conftest import LONG_RUN
 from e2e.operator_harness import (
     PrivateCluster,
     delete_namespace,
@@ -26,7 +26,6 @@ from kubernetes import client as k8s_client
 from specforge_operator.kube import KubeApi
 from unit.operator.builders import run_manifest
 
-LONG_RUN = {KWOK_RUN_DURATION_ANNOTATION: "600s"}
 LOCAL_CHILDREN = [
     ("v1", "ConfigMap", "config"),
     ("v1", "ServiceAccount", "trainer"),

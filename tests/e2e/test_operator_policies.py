@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e.conftest import GPU_RESOURCE, KWOK_FAIL_ANNOTATION, KWOK_RUN_DURATION_ANNOTATION
+from e2e.conftest import GPU_RESOURCE, KWOK_FAIL_ANNOTATION, KWOK_RUN_DURATION_ANNOTATION, LONG_RUN
 from e2e.operator_harness import (
     PrivateCluster,
     delete_namespace,
@@ -24,8 +24,6 @@ from kubernetes import client as k8s_client
 from specforge_operator.kube import KubeApi
 from specforge_operator.process import OperatorProcess
 from unit.operator.builders import run_manifest
-
-LONG_RUN = {KWOK_RUN_DURATION_ANNOTATION: "600s"}
 
 
 @pytest.fixture(scope="module")

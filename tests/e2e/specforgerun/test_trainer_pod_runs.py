@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from _support.manifests import minimal_run
-from e2e.conftest import KWOK_RUN_DURATION_ANNOTATION, wait_for
+from e2e.conftest import LONG_RUN, wait_for
 from e2e.specforgerun.conftest import Runs
 from kubernetes import client as k8s_client
 from specforge_operator.kube import KubeApi
@@ -120,7 +120,7 @@ def test_rendered_trainer_pod_trains_and_reports_progress(
     manifest = minimal_run(
         "real",
         training={"epochs": 1, "maxSteps": 6, "batchSize": 2, "maxLength": 64, "checkpointInterval": 3},
-        trainer={"podAnnotations": {KWOK_RUN_DURATION_ANNOTATION: "600s"}},
+        trainer={"podAnnotations": LONG_RUN},
     )
     runs.create(manifest)
     pod = _pod_of(kube, runs.namespace, "real")

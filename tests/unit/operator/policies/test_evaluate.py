@@ -52,6 +52,20 @@ def wire(offset: float) -> str:
     return at(offset).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# A run the scheduler could not place, as the previous reconcile left its status.
+WAS_UNSCHEDULABLE = {
+    "conditions": [
+        {
+            "type": "Schedulable",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": UNSCHEDULABLE.message,
+            "lastTransitionTime": wire(0),
+        }
+    ]
+}
+
+
 def summary(outcome: PolicyOutcome) -> tuple:
     verdict = outcome.verdict
     return (
@@ -171,17 +185,7 @@ def test_unschedulable_warns_once_per_message() -> None:
         UNSCHEDULABLE.message,
     )
     assert [(e.type, e.reason) for e in first.events] == [("Warning", "Unschedulable")]
-    previous = {
-        "conditions": [
-            {
-                "type": "Schedulable",
-                "status": "False",
-                "reason": "Unschedulable",
-                "message": UNSCHEDULABLE.message,
-                "lastTransitionTime": wire(0),
-            }
-        ]
-    }
+    previous = WAS_UNSCHEDULABLE
     assert evaluate_policies(inputs(schedulability=UNSCHEDULABLE, status=previous)).events == ()
     cleared = evaluate_policies(
         inputs(
@@ -196,17 +200,7 @@ def test_unschedulable_warns_once_per_message() -> None:
 def test_no_pod_verdict_keeps_the_last_schedulable_condition() -> None:
     """A reconcile that judges no pod (none listed, or a pod between scheduler and kubelet) must not drop
     Schedulable=False: once gone, nothing would list the pods again to clear it."""
-    previous = {
-        "conditions": [
-            {
-                "type": "Schedulable",
-                "status": "False",
-                "reason": "Unschedulable",
-                "message": UNSCHEDULABLE.message,
-                "lastTransitionTime": wire(0),
-            }
-        ]
-    }
+    previous = WAS_UNSCHEDULABLE
     kept = evaluate_policies(inputs(state=WorkloadState.RUNNING, schedulability=None, status=previous))
     assert [(c.type, c.status, c.reason, c.message) for c in kept.conditions] == [
         ("Schedulable", False, "Unschedulable", UNSCHEDULABLE.message)
