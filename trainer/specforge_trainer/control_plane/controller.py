@@ -199,10 +199,8 @@ class DataFlowController:
             while not stop.wait(period):
                 if not self._beat_due(trainer_id):
                     continue
-                try:
-                    self.store.claim_named(
-                        trainer_id, [], self.lease_timeout_s
-                    )  # claims nothing: a heartbeat
+                try:  # a claim of nothing: only the heartbeat
+                    self.store.claim_named(trainer_id, [], self.lease_timeout_s)
                     self._beat(trainer_id)
                 except Exception as err:  # the store is down for a while: the next beat or call will tell
                     log.warning("lease heartbeat of %s failed: %s", trainer_id, err)
