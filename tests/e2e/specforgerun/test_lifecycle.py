@@ -217,10 +217,14 @@ def test_failing_pod_fails_the_run_with_its_reason(
     assert failed["status"]["completionTime"]
     if mode == "local_colocated":
         assert "exit code 1" in reason["message"], reason
-    events = k8s_client.CoreV1Api(kube_api).list_namespaced_event(
-        runs.namespace, field_selector="involvedObject.name=failing,type=Warning"
-    )
-    assert any(event.reason == reason["reason"] for event in events.items), [e.reason for e in events.items]
+
+    def warned() -> bool:  # kopf posts events after the handler returns: they may trail the status
+        events = k8s_client.CoreV1Api(kube_api).list_namespaced_event(
+            runs.namespace, field_selector="involvedObject.name=failing,type=Warning"
+        )
+        return any(event.reason == reason["reason"] for event in events.items)
+
+    wait_for(warned, f"a {reason['reason']} warning event", timeout=30)
 
 
 def test_store_gate_holds_gpu_pods_until_redis_is_ready(
