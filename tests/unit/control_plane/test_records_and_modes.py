@@ -102,6 +102,11 @@ def test_the_store_fast_path_builds_the_same_ref_and_still_checks_the_schema():
     newer = ref.to_store_json()[:-2] + "7]"
     with pytest.raises(ValueError, match="schema_version 7"):
         SampleRef.from_store_json(newer)
+    short = '["s1","run-a",1]'
+    with pytest.raises(ValueError, match="has 3 fields, not 11"):
+        SampleRef.from_store_json(short)
+    batch = [make_ref(i) for i in range(3)]
+    assert SampleRef.many_from_store_json(r.to_store_json() for r in batch) == batch
 
 
 @pytest.mark.parametrize(

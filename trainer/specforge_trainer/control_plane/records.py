@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,36 +175,55 @@ class SampleRef:
         JSON cannot carry a tensor, so this skips the per-field checks; the schema version is
         still enforced.
         """
-        row = _decode_json(text)[0]  # whole-text decode without json.loads' per-call checks
-        if not isinstance(row, list) or row[-1] != SCHEMA_VERSION:
-            version = row[-1] if isinstance(row, list) else "?"
-            raise ValueError(
-                f"stored SampleRef has schema_version {version}; this runtime reads {SCHEMA_VERSION} "
-                "(a store written by another version of specforge?)"
-            )
-        (sid, run_id, uri, keys, specs, strategy, num_tokens, nbytes, model_version, tok_version, version) = (
-            row
+        return cls.many_from_store_json((text,))[0]
+
+    @classmethod
+    def many_from_store_json(cls, texts: Iterable[str]) -> list[SampleRef]:
+        """:meth:`from_store_json` for each of ``texts``: what a lease of a batch reads back."""
+        refs = []
+        # Unrolled slot setters: a loop over them costs more than the rest of the decode.
+        s_id, s_run, s_uri, s_keys, s_specs, s_strategy, s_tokens, s_bytes, s_model, s_tok, s_version = (
+            _ROW_SETTERS
         )
-        ref = _new(cls)
-        _set(ref, "sample_id", sid)
-        _set(ref, "run_id", run_id)
-        _set(ref, "feature_uri", uri)
-        _set(ref, "feature_keys", tuple(keys))
-        feature_specs = [_stored_feature_spec(name, shape, dtype) for name, shape, dtype in specs]
-        _set(ref, "feature_specs", tuple(feature_specs))
-        _set(ref, "strategy", strategy)
-        _set(ref, "num_tokens", num_tokens)
-        _set(ref, "estimated_bytes", nbytes)
-        _set(ref, "target_model_version", model_version)
-        _set(ref, "tokenizer_version", tok_version)
-        _set(ref, "schema_version", version)
-        _set(ref, "_json", None)
-        _set(ref, "_wire", text)
-        return ref
+        for text in texts:
+            row = _decode_json(text)[0]  # whole-text decode without json.loads' per-call checks
+            if type(row) is not list or len(row) != _STORE_ROW_LEN or row[-1] != SCHEMA_VERSION:
+                raise _unreadable_row(row)
+            ref = _new(cls)
+            s_id(ref, row[0])
+            s_run(ref, row[1])
+            s_uri(ref, row[2])
+            s_keys(ref, tuple(row[3]))
+            s_specs(ref, tuple([_stored_feature_spec(n, s, d) for n, s, d in row[4]]))
+            s_strategy(ref, row[5])
+            s_tokens(ref, row[6])
+            s_bytes(ref, row[7])
+            s_model(ref, row[8])
+            s_tok(ref, row[9])
+            s_version(ref, row[10])
+            _set_json(ref, None)
+            _set_wire(ref, text)
+            refs.append(ref)
+        return refs
+
+
+def _unreadable_row(row: Any) -> ValueError:
+    version = row[-1] if isinstance(row, list) and row else "?"
+    if version == SCHEMA_VERSION:
+        return ValueError(f"stored SampleRef row has {len(row)} fields, not {_STORE_ROW_LEN}: {row!r}")
+    return ValueError(
+        f"stored SampleRef has schema_version {version}; this runtime reads {SCHEMA_VERSION} "
+        "(a store written by another version of specforge?)"
+    )
 
 
 _new = object.__new__
 _set = object.__setattr__
+_STORE_ROW_LEN = 11  # the fields of to_store_json's row
+# Setting a slot through its descriptor is the cheapest way to fill a frozen, slotted instance.
+_ROW_SETTERS = tuple(getattr(SampleRef, name).__set__ for name in SampleRef.__slots__[:_STORE_ROW_LEN])
+_set_json = SampleRef._json.__set__  # type: ignore[attr-defined]
+_set_wire = SampleRef._wire.__set__  # type: ignore[attr-defined]
 _json_string = json.encoder.encode_basestring  # a str as a JSON string literal (C implementation)
 _decode_json = json.JSONDecoder().raw_decode
 # Refs of one run share a handful of feature specs; reading one back reuses the (immutable) spec.

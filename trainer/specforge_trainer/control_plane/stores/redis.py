@@ -218,7 +218,7 @@ class RedisMetadataStore(MetadataStore):
 
     def get_committed(self, sample_id: str) -> SampleRef | None:
         text = self._retrying(lambda: self._client.hget(self._keys["refs"], sample_id))
-        return _stored_ref(text) if text else None
+        return _stored_refs((text,))[0] if text else None
 
     def committed_count(self) -> int:
         return int(self._retrying(lambda: self._client.hlen(self._keys["refs"])))
@@ -253,9 +253,14 @@ class RedisMetadataStore(MetadataStore):
         holder: str = "",
         claims: Sequence[_Call] = (),
     ) -> list[SampleRef]:
-        """The ack scripts, WAITAOF when acks are made durable that way, then ``holder``'s claims: one
+        """``holder``'s claims, the ack scripts, then WAITAOF when acks are made durable that way: one
         round trip, and with ``appendfsync always`` one fsync, since Redis fsyncs once per batch of
-        commands it reads together. A failed ack gives back whatever the claims leased."""
+        commands it reads together. A failed ack gives back whatever the claims leased.
+
+        The claims go first so that the holder's next refs are leased before its acked ones are
+        released: the lease index then never empties between steps, and Redis does not tear it down
+        and rebuild it every step.
+        """
         ack_keys = self._k("refs", "acked", "owner", "marker", "pending")
         acks: list[_Call] = [
             ("ack", ack_keys, [global_step, int(optimizer_durable), *chunk])
@@ -263,13 +268,10 @@ class RedisMetadataStore(MetadataStore):
         ]
         if self._wait_aof and acks:
             acks.append(("WAITAOF", (), (1, 0, 5000)))
-        results = self._pipelined([*acks, *claims])
-        leased = [
-            _stored_ref(text)
-            for batch in results[len(acks) :]
-            if not isinstance(batch, Exception)
-            for text in batch
-        ]
+        results = self._pipelined([*claims, *acks])
+        leased = _stored_refs(
+            text for batch in results[: len(claims)] if not isinstance(batch, Exception) for text in batch
+        )
         if any(isinstance(r, Exception) for r in results):
             if leased:
                 self.release_leases(holder, [ref.sample_id for ref in leased])
@@ -282,7 +284,7 @@ class RedisMetadataStore(MetadataStore):
                     ) from err
                 raise
         if self._wait_aof and acks:
-            local, _ = results[len(acks) - 1]
+            local, _ = results[-1]
             if int(local) < 1:
                 raise StoreUnavailableError(f"Redis at {redact(self.url)} did not fsync the ack within 5 s")
         return leased
@@ -322,7 +324,7 @@ class RedisMetadataStore(MetadataStore):
 
     def _claim(self, trainer_id: str, claim: int | Sequence[str], lease_timeout_s: float) -> list[SampleRef]:
         results = _raise_first(self._pipelined(self._claim_calls(trainer_id, claim, lease_timeout_s)))
-        return [_stored_ref(text) for batch in results for text in batch]
+        return _stored_refs(text for batch in results for text in batch)
 
     def _claim_calls(
         self, trainer_id: str, claim: int | Sequence[str], lease_timeout_s: float
@@ -373,9 +375,9 @@ def _raise_first(results: list[Any]) -> list[Any]:
     return results
 
 
-def _stored_ref(value: str) -> SampleRef:
-    """A ref from its ``refs`` entry, ``<commit seq>|<ref JSON>``."""
-    return SampleRef.from_store_json(value[value.index("|") + 1 :])
+def _stored_refs(values: Iterable[str]) -> list[SampleRef]:
+    """Refs from their ``refs`` entries, ``<commit seq>|<ref JSON>``."""
+    return SampleRef.many_from_store_json(value[value.index("|") + 1 :] for value in values)
 
 
 def _chunks(items: Sequence[_T], size: int = _BATCH) -> Iterator[Sequence[_T]]:

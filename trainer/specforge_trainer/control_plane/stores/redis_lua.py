@@ -13,25 +13,27 @@ Each script does a few bulk commands per batch, never one Redis call per ref on 
 # KEYS: refs seq pending ; ARGV: id json id json ... One bulk read, one bulk write per key, no
 # Redis call per ref (the per-call cost dominates at batch sizes).
 COMMIT = """
-local ids = {}
-for i = 1, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+local ids, n = {}, #ARGV / 2
+for j = 1, n do ids[j] = ARGV[2 * j - 1] end
 local existing = redis.call('HMGET', KEYS[1], unpack(ids))
 local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
-local out, fields, members, seen = {}, {}, {}, {}
-for j, id in ipairs(ids) do
+local out, fields, members, seen, m = {}, {}, {}, {}, 0
+for j = 1, n do
+  local id = ids[j]
   if existing[j] or seen[id] then
     out[j] = 0
   else
     seen[id] = true
     out[j] = 1
     seq = seq + 1
-    fields[#fields + 1] = id
-    fields[#fields + 1] = seq .. '|' .. ARGV[2 * j]
-    members[#members + 1] = seq
-    members[#members + 1] = id
+    fields[m + 1] = id
+    fields[m + 2] = seq .. '|' .. ARGV[2 * j]
+    members[m + 1] = seq
+    members[m + 2] = id
+    m = m + 2
   end
 end
-if #fields > 0 then
+if m > 0 then
   redis.call('HSET', KEYS[1], unpack(fields))
   redis.call('SET', KEYS[2], seq)
   redis.call('ZADD', KEYS[3], unpack(members))
@@ -76,9 +78,9 @@ redis.call('ZADD', KEYS[1], now + ttl, holder)
 local function own(ids)
   if #ids == 0 then return end
   local owned = {}
-  for _, id in ipairs(ids) do
-    owned[#owned + 1] = id
-    owned[#owned + 1] = holder
+  for j = 1, #ids do
+    owned[2 * j - 1] = ids[j]
+    owned[2 * j] = holder
   end
   redis.call('HSET', KEYS[3], unpack(owned))
 end
@@ -101,7 +103,7 @@ end
 local ids = {}
 if tonumber(ARGV[4]) > 0 then
   local popped = redis.call('ZPOPMIN', KEYS[2], tonumber(ARGV[4]))
-  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  for j = 1, #popped / 2 do ids[j] = popped[2 * j - 1] end
 end
 redis.call('HSET', KEYS[5], 'token', ARGV[3], 'ids', cjson.encode(ids))
 if #ids == 0 then return {} end
@@ -115,26 +117,29 @@ return redis.call('HMGET', KEYS[4], unpack(ids))
 CLAIM_NAMED = (
     _REAP
     + """
-local ids = {}
-for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
-if #ids == 0 then return {} end
+local ids, n = {}, #ARGV - 2
+if n == 0 then return {} end
+for j = 1, n do ids[j] = ARGV[j + 2] end
 local pending = redis.call('ZMSCORE', KEYS[2], unpack(ids))
 local owners = redis.call('HMGET', KEYS[3], unpack(ids))
-local fresh, got, seen = {}, {}, {}
-for j, id in ipairs(ids) do
+local fresh, got, seen, nf, ng = {}, {}, {}, 0, 0
+for j = 1, n do
+  local id = ids[j]
   if not seen[id] then
     seen[id] = true
     if pending[j] then
-      fresh[#fresh + 1] = id
-      got[#got + 1] = id
-    elseif owners[j] == holder then
-      got[#got + 1] = id
+      nf = nf + 1
+      fresh[nf] = id
+    end
+    if pending[j] or owners[j] == holder then
+      ng = ng + 1
+      got[ng] = id
     end
   end
 end
-if #fresh > 0 then redis.call('ZREM', KEYS[2], unpack(fresh)) end
+if nf > 0 then redis.call('ZREM', KEYS[2], unpack(fresh)) end
 own(fresh)
-if #got == 0 then return {} end
+if ng == 0 then return {} end
 return redis.call('HMGET', KEYS[4], unpack(got))
 """
 )
@@ -143,36 +148,49 @@ return redis.call('HMGET', KEYS[4], unpack(got))
 # A leased id is known committed and not yet acked (an ack ends its lease), so only ids acked without
 # a lease — or acked again — cost the extra committed/acked lookups.
 ACK = """
-local ids = {}
-for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+local ids, n = {}, #ARGV - 2
+for j = 1, n do ids[j] = ARGV[j + 2] end
 local owners = redis.call('HMGET', KEYS[3], unpack(ids))
-local unleased = {}
-for j, id in ipairs(ids) do
-  if not owners[j] then unleased[#unleased + 1] = id end
+local unleased, nu = {}, 0
+for j = 1, n do
+  if not owners[j] then
+    nu = nu + 1
+    unleased[nu] = ids[j]
+  end
 end
-local skip = {}
-if #unleased > 0 then
+local skip = {}  -- acked before: the first ack's step stands
+if nu > 0 then
   for _, id in ipairs(unleased) do
     if redis.call('HEXISTS', KEYS[1], id) == 0 then return redis.error_reply('UNKNOWN_SAMPLE ' .. id) end
   end
   local acked = redis.call('HMGET', KEYS[2], unpack(unleased))
-  local fresh = {}
+  local fresh, nfresh = {}, 0
   for j, id in ipairs(unleased) do
-    if acked[j] then skip[id] = true else fresh[#fresh + 1] = id end
+    if acked[j] then
+      skip[id] = true
+    else
+      nfresh = nfresh + 1
+      fresh[nfresh] = id
+    end
   end
-  if #fresh > 0 then redis.call('ZREM', KEYS[5], unpack(fresh)) end
+  if nfresh > 0 then redis.call('ZREM', KEYS[5], unpack(fresh)) end
 end
-local fields, released = {}, {}
-for j, id in ipairs(ids) do
+-- An id repeated within the batch is written twice, which HSET and HDEL take in their stride.
+local fields, released, nr, m = {}, {}, 0, 0
+for j = 1, n do
+  local id = ids[j]
   if not skip[id] then
-    skip[id] = true
-    fields[#fields + 1] = id
-    fields[#fields + 1] = ARGV[1]
-    if owners[j] then released[#released + 1] = id end
+    fields[m + 1] = id
+    fields[m + 2] = ARGV[1]
+    m = m + 2
+    if owners[j] then
+      nr = nr + 1
+      released[nr] = id
+    end
   end
 end
-if #fields > 0 then redis.call('HSET', KEYS[2], unpack(fields)) end
-if #released > 0 then redis.call('HDEL', KEYS[3], unpack(released)) end
+if m > 0 then redis.call('HSET', KEYS[2], unpack(fields)) end
+if nr > 0 then redis.call('HDEL', KEYS[3], unpack(released)) end
 local prev = tonumber(redis.call('HGET', KEYS[4], 'global_step') or ARGV[1])
 local n = redis.call('HLEN', KEYS[2])
 redis.call('HSET', KEYS[4], 'global_step', math.max(prev, tonumber(ARGV[1])),

@@ -217,7 +217,7 @@ class SQLiteMetadataStore(MetadataStore):
                     f"UPDATE refs SET state = 'leased', holder = ? WHERE seq IN ({','.join('?' * len(chunk))})",
                     (trainer_id, *chunk),
                 )
-        return [SampleRef.from_store_json(r[1]) for r in rows]
+        return SampleRef.many_from_store_json(r[1] for r in rows)
 
     def claim_named(
         self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float
@@ -238,7 +238,7 @@ class SQLiteMetadataStore(MetadataStore):
                     (self.run_id, trainer_id, *chunk),
                 )
                 held.update(rows)
-        return [SampleRef.from_store_json(held[s]) for s in sample_ids if s in held]
+        return SampleRef.many_from_store_json(held[s] for s in sample_ids if s in held)
 
     def _heartbeat_and_reap(self, db: sqlite3.Connection, trainer_id: str, lease_timeout_s: float) -> None:
         now = time.time()
