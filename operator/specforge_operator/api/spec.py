@@ -147,9 +147,13 @@ class ProducerPool(WorkerPool):
 
 
 class RedisPersistence(ApiModel):
-    """Durable storage for the managed Redis (append-only file on a PVC)."""
+    """Where the managed Redis keeps its append-only file (always on, fsynced before each reply)."""
 
-    enabled: bool = Field(default=False, description="Keep Redis data on a PVC with AOF enabled.")
+    enabled: bool = Field(
+        default=False,
+        description="Keep the append-only file on a PVC, so the store survives losing the Redis pod; "
+        "without it the file lives in an emptyDir and survives container restarts only.",
+    )
     size: Quantity = Field(default="1Gi", description="Size of the PVC.")
     storage_class_name: str | None = Field(
         default=None, max_length=253, description="StorageClass of the PVC; unset uses the cluster default."

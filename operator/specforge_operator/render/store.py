@@ -1,8 +1,11 @@
 """The metadata store of a durable run: where trainers connect, and the managed Redis when the run owns one.
 
 A managed Redis is a one-replica Deployment (Recreate, so a PVC is never mounted twice) behind a ClusterIP
-Service, with AOF on when persistence is asked. Its password Secret is rendered from a password the caller
-supplies: the reconciler creates it once and never re-applies it, so the password is stable.
+Service. It always keeps an append-only file fsynced before each reply (``appendfsync always``), which is
+what lets the trainer's Redis store promise that an ack it returned survives a Redis crash; persistence
+decides only where that file lives: on a PVC (survives the pod) or in an emptyDir (survives container
+restarts). Its password Secret is rendered from a password the caller supplies: the reconciler creates
+it once and never re-applies it, so the password is stable.
 """
 
 from __future__ import annotations
@@ -91,7 +94,9 @@ def managed_redis_manifests(run: SpecForgeRun, redis: ManagedRedis) -> list[dict
 def _redis_deployment(run: SpecForgeRun, redis: ManagedRedis) -> dict[str, Any]:
     names = ChildNames(run.name)
     meta = object_meta(run, names.redis, REDIS_COMPONENT)
-    args = ["--port", str(REDIS_PORT), "--appendonly", "yes" if redis.persistence.enabled else "no"]
+    # Without an fsynced AOF the trainer's store refuses the server (strict ack durability). With
+    # everysec it would have to wait on WAITAOF for the once-a-second fsync, up to a second per step.
+    args = ["--port", str(REDIS_PORT), "--appendonly", "yes", "--appendfsync", "always"]
     env = []
     if redis.auth.enabled:
         env.append(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,20 +152,13 @@ class SampleRef:
         thousands of refs per second spends its time on. Computed once per ref.
         """
         if self._wire is None:
-            # The row's layout is fixed and its field types are checked at construction, so it is
-            # formatted directly, with json's own string escaping: about twice as fast as encoding
-            # a nested list, and commit spends most of its client time here.
-            q = _json_string
-            specs = ",".join(
-                f"[{q(s.name)},[{','.join(map(str, s.shape))}],{q(s.dtype)}]" for s in self.feature_specs
-            )
-            wire = (
-                f"[{q(self.sample_id)},{q(self.run_id)},{q(self.feature_uri)},"
-                f"[{','.join(map(q, self.feature_keys))}],[{specs}],{q(self.strategy)},"
-                f"{self.num_tokens},{self.estimated_bytes},{q(self.target_model_version)},"
-                f"{q(self.tokenizer_version)},{self.schema_version}]"
-            )
-            object.__setattr__(self, "_wire", wire)
+            row = (
+                self.sample_id, self.run_id, self.feature_uri, self.feature_keys,
+                [(s.name, s.shape, s.dtype) for s in self.feature_specs], self.strategy,
+                self.num_tokens, self.estimated_bytes, self.target_model_version,
+                self.tokenizer_version, self.schema_version,
+            )  # fmt: skip
+            _set(self, "_wire", "".join(_row_json_chunks(row, 0)))
         return self._wire  # type: ignore[return-value]
 
     @classmethod
@@ -224,7 +217,22 @@ _STORE_ROW_LEN = 11  # the fields of to_store_json's row
 _ROW_SETTERS = tuple(getattr(SampleRef, name).__set__ for name in SampleRef.__slots__[:_STORE_ROW_LEN])
 _set_json = SampleRef._json.__set__  # type: ignore[attr-defined]
 _set_wire = SampleRef._wire.__set__  # type: ignore[attr-defined]
-_json_string = json.encoder.encode_basestring  # a str as a JSON string literal (C implementation)
+
+
+def _row_encoder() -> Callable[[tuple[Any, ...], int], Sequence[str]]:
+    """The chunks of a row's compact JSON (str, int and nested tuples/lists), given ``(row, 0)``.
+
+    json's C encoder called directly: ``json.dumps`` builds a new one on every call, which costs a
+    third of encoding a ref, and commit spends most of its client time here.
+    """
+    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+    if make is None:  # an interpreter without json's C speedups
+        encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+        return lambda row, _level: (encode(row),)
+    return make(None, None, json.encoder.encode_basestring, None, ":", ",", False, False, False)  # type: ignore[no-any-return]
+
+
+_row_json_chunks = _row_encoder()
 _decode_json = json.JSONDecoder().raw_decode
 # Refs of one run share a handful of feature specs; reading one back reuses the (immutable) spec.
 _SPEC_CACHE: dict[tuple[str, tuple[int, ...], str], FeatureSpec] = {}

@@ -7,10 +7,12 @@ server is a clear error at construction, not a hang later.
 
 **Ack durability.** An ack this store returned must survive ``kill -9`` of Redis; otherwise a
 restart would retrain the samples acked in the last second. ``durability="strict"`` (the default)
-therefore requires AOF and either Redis >= 7.2, where each ack waits on ``WAITAOF 1 0`` (fsynced
-locally), or ``appendfsync always``, where Redis fsyncs before it replies. Anything weaker is a
-:class:`StoreConfigError` at construction. ``durability="relaxed"`` (or
-``SPECFORGE_REDIS_DURABILITY=relaxed``) accepts an everysec AOF's window of up to ~1 s of acks.
+therefore requires AOF and either ``appendfsync always``, where Redis fsyncs before it replies (what
+the operator's managed Redis runs), or Redis >= 7.2 with another policy, where each ack waits on
+``WAITAOF 1 0`` — under ``everysec`` for the once-a-second fsync, so this logs a warning. Anything
+weaker is a :class:`StoreConfigError` at construction (see :func:`ack_durability`).
+``durability="relaxed"`` (or ``SPECFORGE_REDIS_DURABILITY=relaxed``) accepts an everysec AOF's window
+of up to ~1 s of acks.
 
 Transient connection errors are retried within ``reconnect_timeout_s`` (a Redis restart is survived).
 Every script is safe to repeat: commits and acks are idempotent and a claim carries a token so a
@@ -19,6 +21,8 @@ retried claim returns the same refs instead of leasing more.
 
 from __future__ import annotations
 
+import enum
+import logging
 import os
 import time
 import uuid
@@ -49,6 +53,7 @@ DURABILITY_ENV = "SPECFORGE_REDIS_DURABILITY"
 _BATCH = 1000  # refs per script call: bounded Lua stack, pipelined across calls
 _T = TypeVar("_T")
 _Call = tuple[str, Sequence[str], Sequence[Any]]  # a script name (or a plain command), its keys, its args
+log = logging.getLogger(__name__)
 
 
 def redact(url: str) -> str:
@@ -125,29 +130,27 @@ class RedisMetadataStore(MetadataStore):
             ) from err
         if durability == "relaxed":
             return False
-        if not info.get("aof_enabled"):
-            raise StoreConfigError(
-                f"Redis at {redact(self.url)} has appendonly=no, so acked samples would be retrained after a "
-                "Redis restart. Run it with --appendonly yes --appendfsync always (or Redis >= 7.2), or accept "
-                f"the risk with {DURABILITY_ENV}=relaxed."
-            )
-        version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".")[:2])
-        if version >= (7, 2):
-            return True
         try:
             fsync = self._client.config_get("appendfsync").get("appendfsync")
-        except ResponseError as err:
+        except ResponseError:  # CONFIG is often disabled on hosted Redis
+            fsync = None
+        version = str(info.get("redis_version", "0"))
+        how = ack_durability(version, bool(info.get("aof_enabled")), fsync)
+        if how is AckDurability.REFUSED:
             raise StoreConfigError(
-                f"Redis {info.get('redis_version')} at {redact(self.url)} does not allow CONFIG GET, so ack "
-                f"durability cannot be checked; use Redis >= 7.2 (WAITAOF) or set {DURABILITY_ENV}=relaxed"
-            ) from err
-        if fsync != "always":
-            raise StoreConfigError(
-                f"Redis {info.get('redis_version')} at {redact(self.url)} has appendfsync={fsync}: a kill -9 "
-                "would lose up to a second of acks. Use --appendfsync always, Redis >= 7.2 (WAITAOF), "
-                f"or {DURABILITY_ENV}=relaxed."
+                f"Redis {version} at {redact(self.url)} could lose acked samples to a kill -9 "
+                f"(appendonly={'yes' if info.get('aof_enabled') else 'no'}, appendfsync={fsync or 'unknown'}), "
+                "and they would be retrained after a restart. Run it with --appendonly yes "
+                f"--appendfsync always (or Redis >= 7.2), or accept the risk with {DURABILITY_ENV}=relaxed."
             )
-        return False
+        if how is AckDurability.WAIT_AOF and fsync is not None:
+            log.warning(
+                "Redis at %s has appendfsync=%s: every ack waits on WAITAOF for an AOF fsync, which this "
+                "policy runs about once a second; run it with --appendfsync always for fast durable acks",
+                redact(self.url),
+                fsync,
+            )
+        return how is AckDurability.WAIT_AOF
 
     def _retrying(self, op: Callable[[], Any]) -> Any:
         deadline = time.monotonic() + self._reconnect_timeout_s
@@ -365,6 +368,28 @@ class RedisMetadataStore(MetadataStore):
 
 _KEY_NAMES = ("refs", "seq", "pending", "acked", "failed", "owner", "holders", "marker")
 _SCRIPTS = ("commit", "claim", "claim_named", "ack", "unack", "release", "clear", "committed_ids")
+
+
+class AckDurability(enum.Enum):
+    """How a strict store makes each ack durable on a given server."""
+
+    FSYNC_BEFORE_REPLY = "appendfsync always: Redis fsyncs the AOF before it replies"
+    WAIT_AOF = "WAITAOF 1 0 after each ack"
+    REFUSED = "no way to make an ack survive kill -9"
+
+
+def ack_durability(version: str, aof_enabled: bool, appendfsync: str | None) -> AckDurability:
+    """The strict policy: ``appendfsync`` None means the server would not say (CONFIG disabled).
+
+    ``appendfsync always`` needs nothing per ack. Otherwise Redis >= 7.2 can wait for the fsync with
+    WAITAOF, which under ``everysec`` means waiting for the once-a-second fsync.
+    """
+    if not aof_enabled:
+        return AckDurability.REFUSED
+    if appendfsync == "always":
+        return AckDurability.FSYNC_BEFORE_REPLY
+    major_minor = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    return AckDurability.WAIT_AOF if major_minor >= (7, 2) else AckDurability.REFUSED
 
 
 def _raise_first(results: list[Any]) -> list[Any]:
