@@ -8,15 +8,17 @@ One run, everything measured side by side on the same machine:
    Variants are interleaved round-robin so machine noise hits them alike; medians are compared.
    Targets: NoOp <= 1 % over none; Redis on loopback <= 2 ms p50 per step for 64 refs.
 2. Lifecycles/s: commit + lease + ack in batches, from one Python process, for each store (each ack
-   leases the next batch in the same store call, as the trainer does); next to
+   leases the next batch in the same store call, as the trainer does), the median of a few rounds
+   interleaved across stores like the steps; next to
    the raw ``redis-benchmark -P 32`` SET rate of the same Redis server. Target: >= 50,000/s (Redis).
 
-Usage: python bench/control_plane.py [--steps 300] [--batch 64] [--lifecycles 100000]
+Usage: python bench/control_plane.py [--steps 300] [--batch 64] [--lifecycles 100000] [--lifecycle-rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -26,6 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import redis
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -120,36 +123,56 @@ def step_overheads(builders: dict[str, Callable[[], MetadataStore]], steps: int,
         print(f"{name:28} {med * 1e3:15.3f} {(med / base - 1) * 100:+8.2f}% {cp50:10.3f} {cp99:10.3f}")
 
 
-def lifecycles(builders: dict[str, Callable[[], MetadataStore]], n: int, batch: int) -> dict[str, float]:
-    rates = {}
-    print(f"\n## Ref lifecycles per second (commit + lease + ack, batches of {batch}, {n} refs, one process)")
-    for name, build in builders.items():
-        store = build()
-        run_id = getattr(store, "run_id", RUN)
-        ctl = DataFlowController(run_id, metadata_store=store)
-        refs = [make_ref(i, run_id) for i in range(n)]  # serialised inside commit: part of the lifecycle
-        batches = [refs[start : start + batch] for start in range(0, n, batch)]
-        t0 = time.perf_counter()
-        # As a trainer runs: each ack leases the next batch, committed meanwhile, in the same store call.
-        ctl.commit_samples("p", batches[0])
-        leased = ctl.lease_train_refs("rank0", batch)
-        for step, following in enumerate([*batches[1:], None], start=1):
-            if following is not None:
-                ctl.commit_samples("p", following)
-            ctl.ack_train_refs(
-                "rank0",
-                [r.sample_id for r in leased],
-                global_step=step,
-                optimizer_durable=True,
-                lease_next=None if following is None else batch,
-            )
-            if following is not None:
-                leased = ctl.lease_train_refs("rank0", batch)
-                assert len(leased) == len(following)
-        elapsed = time.perf_counter() - t0
-        rates[name] = n / elapsed
-        print(f"{name:28} {rates[name]:12,.0f} /s")
-    return rates
+def lifecycles(
+    builders: dict[str, Callable[[], MetadataStore]],
+    n: int,
+    batch: int,
+    rounds: int,
+    between_rounds: Callable[[], None],
+) -> dict[str, float]:
+    """Median rate per store over ``rounds`` rounds, stores interleaved round-robin (as the steps are),
+    each round a fresh store on servers emptied by ``between_rounds``; every round's rate is printed."""
+    rates: dict[str, list[float]] = {name: [] for name in builders}
+    for _ in range(rounds):
+        between_rounds()
+        for name, build in builders.items():
+            os.sync()  # the previous store's writeback is not this store's cost (fsync waits behind it)
+            rates[name].append(lifecycle_rate(build(), n, batch))
+    print(
+        f"\n## Ref lifecycles per second (commit + lease + ack, batches of {batch}, {n} refs, one process; "
+        f"median of {rounds} interleaved rounds)"
+    )
+    for name, values in rates.items():
+        each = ", ".join(f"{v:,.0f}" for v in values)
+        print(f"{name:28} {statistics.median(values):12,.0f} /s   ({each})")
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def lifecycle_rate(store: MetadataStore, n: int, batch: int) -> float:
+    run_id = getattr(store, "run_id", RUN)
+    ctl = DataFlowController(run_id, metadata_store=store)
+    refs = [make_ref(i, run_id) for i in range(n)]  # serialised inside commit: part of the lifecycle
+    batches = [refs[start : start + batch] for start in range(0, n, batch)]
+    t0 = time.perf_counter()
+    # As a trainer runs: each ack leases the next batch, committed meanwhile, in the same store call.
+    ctl.commit_samples("p", batches[0])
+    leased = ctl.lease_train_refs("rank0", batch)
+    for step, following in enumerate([*batches[1:], None], start=1):
+        if following is not None:
+            ctl.commit_samples("p", following)
+        ctl.ack_train_refs(
+            "rank0",
+            [r.sample_id for r in leased],
+            global_step=step,
+            optimizer_durable=True,
+            lease_next=None if following is None else batch,
+        )
+        if following is not None:
+            leased = ctl.lease_train_refs("rank0", batch)
+            assert len(leased) == len(following)
+    elapsed = time.perf_counter() - t0
+    store.close()
+    return n / elapsed
 
 
 def redis_set_rate(port: int) -> float:
@@ -168,6 +191,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lifecycles", type=int, default=100_000)
     parser.add_argument("--lifecycle-batch", type=int, default=1000)
+    parser.add_argument("--lifecycle-rounds", type=int, default=3)
     args = parser.parse_args()
     if shutil.which("redis-benchmark") is None:
         sys.exit("redis-benchmark not found: run `make system-deps`")
@@ -179,7 +203,15 @@ def main() -> None:
         builders = store_builders(tmp, strict.url, relaxed.url)
         print(f"# control-plane benchmark — torch {torch.__version__}, redis-server on loopback, {tmp}")
         step_overheads(builders, args.steps, args.batch)
-        rates = lifecycles(builders, args.lifecycles, args.lifecycle_batch)
+        clients = [redis.Redis.from_url(server.url) for server in (strict, relaxed)]
+
+        def empty_servers() -> None:  # every round starts from the same (empty) Redis
+            for client in clients:
+                client.flushall()
+
+        rates = lifecycles(
+            builders, args.lifecycles, args.lifecycle_batch, args.lifecycle_rounds, empty_servers
+        )
         set_rate = redis_set_rate(strict.port)
         print(f"\nredis-benchmark -P 32 SET on the same server (fsync always): {set_rate:,.0f} /s")
         for name in ("redis (fsync always)", "redis (everysec, relaxed)"):

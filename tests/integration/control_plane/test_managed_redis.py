@@ -43,7 +43,14 @@ class RenderedRedis:
         self.port = free_port()
         argv = [a.replace("$(REDIS_PASSWORD)", PASSWORD) for a in argv]
         argv[argv.index("--port") + 1] = str(self.port)
-        self.argv = [shutil.which(argv[0]) or argv[0], *argv[1:], "--bind", "127.0.0.1", "--dir", str(data_dir)]
+        self.argv = [
+            shutil.which(argv[0]) or argv[0],
+            *argv[1:],
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data_dir),
+        ]
         self.url = f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -77,7 +84,8 @@ def rendered_redis(tmp_path: Path) -> Iterator[list[RenderedRedis]]:
 def test_the_rendered_redis_keeps_an_acked_sample_through_kill_9(example, tmp_path, rendered_redis):
     server = RenderedRedis(rendered_redis_args(example), tmp_path)
     rendered_redis.append(server)
-    store = RedisMetadataStore(server.start().url, run_id="run-a")  # strict: refuses a server that could lose acks
+    # strict (the default): construction refuses a server that could lose acks
+    store = RedisMetadataStore(server.start().url, run_id="run-a")
     store.commit_samples([make_ref(i) for i in range(64)])
     leased = store.claim_leases("rank0", 64, lease_timeout_s=30)
     store.record_train_ack([r.sample_id for r in leased], global_step=1, optimizer_durable=True)

@@ -214,9 +214,10 @@ _new = object.__new__
 _set = object.__setattr__
 _STORE_ROW_LEN = 11  # the fields of to_store_json's row
 # Setting a slot through its descriptor is the cheapest way to fill a frozen, slotted instance.
-_ROW_SETTERS = tuple(getattr(SampleRef, name).__set__ for name in SampleRef.__slots__[:_STORE_ROW_LEN])
-_set_json = SampleRef._json.__set__  # type: ignore[attr-defined]
-_set_wire = SampleRef._wire.__set__  # type: ignore[attr-defined]
+_SLOT_SETTERS = {name: getattr(SampleRef, name).__set__ for name in SampleRef.__slots__}
+_ROW_SETTERS = tuple(_SLOT_SETTERS.values())[:_STORE_ROW_LEN]
+_set_json = _SLOT_SETTERS["_json"]
+_set_wire = _SLOT_SETTERS["_wire"]
 
 
 def _row_encoder() -> Callable[[tuple[Any, ...], int], Sequence[str]]:
@@ -225,11 +226,14 @@ def _row_encoder() -> Callable[[tuple[Any, ...], int], Sequence[str]]:
     json's C encoder called directly: ``json.dumps`` builds a new one on every call, which costs a
     third of encoding a ref, and commit spends most of its client time here.
     """
-    make = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+    make: Any = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # an interpreter without json's C speedups
         encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
         return lambda row, _level: (encode(row),)
-    return make(None, None, json.encoder.encode_basestring, None, ":", ",", False, False, False)  # type: ignore[no-any-return]
+    chunks: Callable[[tuple[Any, ...], int], Sequence[str]] = make(
+        None, None, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+    return chunks
 
 
 _row_json_chunks = _row_encoder()
