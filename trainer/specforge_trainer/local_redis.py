@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -32,7 +33,11 @@ class LocalRedisServer:
         appendfsync: str = "always",
         password: str | None = None,
         executable: str = "redis-server",
+        config_args: Sequence[str] | None = None,
     ) -> None:
+        """``config_args``: redis-server options to run with instead of the persistence and password
+        options built from ``appendonly``, ``appendfsync`` and ``password`` (which then only names the
+        password for :attr:`url`); port, address, directory and logging stay this object's."""
         found = shutil.which(executable)
         if found is None:
             raise FileNotFoundError(
@@ -46,6 +51,7 @@ class LocalRedisServer:
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.password = password
+        self.config_args = list(config_args) if config_args is not None else None
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,11 +65,15 @@ class LocalRedisServer:
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
+            "--daemonize", "no",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]  # fmt: skip
+        if self.config_args is not None:
+            return argv + self.config_args
+        argv += [
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", self.appendfsync,
-            "--daemonize", "no",
-            "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
         if self.password:
             argv += ["--requirepass", self.password]

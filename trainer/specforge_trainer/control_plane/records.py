@@ -212,10 +212,11 @@ def _unreadable_row(row: Any) -> ValueError:
 
 _new = object.__new__
 _set = object.__setattr__
-_STORE_ROW_LEN = 11  # the fields of to_store_json's row
 # Setting a slot through its descriptor is the cheapest way to fill a frozen, slotted instance.
 _SLOT_SETTERS = {name: getattr(SampleRef, name).__set__ for name in SampleRef.__slots__}
-_ROW_SETTERS = tuple(_SLOT_SETTERS.values())[:_STORE_ROW_LEN]
+# to_store_json's row: the fields a ref is built from, in order (not the cached encodings).
+_ROW_SETTERS = tuple(_SLOT_SETTERS[f.name] for f in dataclasses.fields(SampleRef) if f.init)
+_STORE_ROW_LEN = len(_ROW_SETTERS)
 _set_json = _SLOT_SETTERS["_json"]
 _set_wire = _SLOT_SETTERS["_wire"]
 

@@ -168,7 +168,7 @@ class RedisMetadataStore(MetadataStore):
                 delay = min(delay * 2, 1.0)
 
     def _run(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return self._retrying(lambda: self._scripts[script](keys=list(keys), args=list(args)))
+        return _raise_first(self._pipelined([(script, keys, args)]))[0]
 
     def _run_batched(self, script: str, keys: Sequence[str], batches: Iterable[Sequence[Any]]) -> list[Any]:
         return _raise_first(self._pipelined([(script, keys, args) for args in batches]))
