@@ -360,7 +360,8 @@ class RedisMetadataStore(MetadataStore):
         return int(self._retrying(lambda: self._client.zcard(self._keys["pending"])))
 
     def leased_count(self) -> int:
-        return int(self._retrying(lambda: self._client.hlen(self._keys["owner"])))
+        entries = int(self._retrying(lambda: self._client.hlen(self._keys["owner"])))
+        return max(0, entries - 1)  # less the layout entry, there since the first claim
 
     def failed_count(self) -> int:
         return int(self._retrying(lambda: self._client.scard(self._keys["failed"])))

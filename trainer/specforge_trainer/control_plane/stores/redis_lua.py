@@ -1,10 +1,14 @@
 """Lua scripts of :class:`RedisMetadataStore`: each multi-key change is one atomic script.
 
 Keys (all under the run's hash tag, so a Redis Cluster keeps a run on one slot):
-``refs`` hash id→"<commit seq>|<ref JSON>" (every committed ref; the seq puts a requeued ref back
-in commit order) · ``seq`` counter · ``pending`` zset id→seq · ``acked`` hash id→global step · ``failed`` set · ``owner`` hash id→holder (the refs in
-flight) · ``holders`` zset holder→heartbeat expiry (ms, server clock) · ``marker`` hash ·
-``claim:<holder>`` the holder's last claim (token and ids) so a retried claim is idempotent.
+
+- ``refs`` hash id→"<commit seq>|<ref JSON>": every committed ref; the seq puts a requeued ref back
+  in commit order. ``seq`` is the counter behind it.
+- ``pending`` zset id→seq · ``acked`` hash id→global step · ``failed`` set.
+- ``owner`` hash id→holder: the refs in flight, plus a layout entry under the empty field (no sample
+  id is empty) that keeps the hash out of Redis's linearly scanned listpack encoding.
+- ``holders`` zset holder→heartbeat expiry (ms, server clock) · ``marker`` hash.
+- ``claim:<holder>`` the holder's last claim (token and ids), so a retried claim is idempotent.
 
 Each script does a few bulk commands per batch, never one Redis call per ref on the hot path
 (commit, claim, ack): at a thousand refs per call the per-call cost is what the server spends.
@@ -75,12 +79,15 @@ if #expired > 0 then
   for h in pairs(dead) do redis.call('ZREM', KEYS[1], h) end
 end
 redis.call('ZADD', KEYS[1], now + ttl, holder)
+-- Every claim (re)writes the layout entry: its value is too long for a listpack, so ``owner`` is a
+-- hash table from its first claim on. A listpack, what Redis keeps a hash of <= 128 short entries
+-- in, is scanned end to end for each field, and a step's claim and ack touch every field.
 local function own(ids)
   if #ids == 0 then return end
-  local owned = {}
+  local owned = {'', string.rep('-', 256)}
   for j = 1, #ids do
-    owned[2 * j - 1] = ids[j]
-    owned[2 * j] = holder
+    owned[2 * j + 1] = ids[j]
+    owned[2 * j + 2] = holder
   end
   redis.call('HSET', KEYS[3], unpack(owned))
 end
@@ -121,7 +128,13 @@ local ids, n = {}, #ARGV - 2
 if n == 0 then return {} end
 for j = 1, n do ids[j] = ARGV[j + 2] end
 local pending = redis.call('ZMSCORE', KEYS[2], unpack(ids))
-local owners = redis.call('HMGET', KEYS[3], unpack(ids))
+local owners = {}  -- looked up only when some id is not pending (a repeat, or not committed yet)
+for j = 1, n do
+  if not pending[j] then
+    owners = redis.call('HMGET', KEYS[3], unpack(ids))
+    break
+  end
+end
 local fresh, got, seen, nf, ng = {}, {}, {}, 0, 0
 for j = 1, n do
   local id = ids[j]
@@ -153,6 +166,7 @@ for j = 1, n do ids[j] = ARGV[j + 2] end
 local owners = redis.call('HMGET', KEYS[3], unpack(ids))
 local unleased, nu = {}, 0
 for j = 1, n do
+  if ids[j] == '' then owners[j] = false end  -- the lease index's layout entry, never a sample
   if not owners[j] then
     nu = nu + 1
     unleased[nu] = ids[j]
