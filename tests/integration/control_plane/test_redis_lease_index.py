@@ -35,7 +35,12 @@ def test_the_index_is_a_hash_table_from_the_first_claim_and_stays_one(store):
     assert owner_encoding(store) == "hashtable"
     assert store.leased_count() == 2
     store.ack_and_claim(
-        "rank0", [r.sample_id for r in first], global_step=1, optimizer_durable=True, claim=2, lease_timeout_s=30
+        "rank0",
+        [r.sample_id for r in first],
+        global_step=1,
+        optimizer_durable=True,
+        claim=2,
+        lease_timeout_s=30,
     )
     store.record_train_ack(["s00002", "s00003"], global_step=2, optimizer_durable=True)
     assert store.leased_count() == 0 and store.pending_count() == 4
