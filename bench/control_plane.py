@@ -7,6 +7,9 @@ One run, everything measured side by side on the same machine:
    the same store call) for each store, against the same loop with no control plane at all.
    Variants are interleaved round-robin so machine noise hits them alike; medians are compared.
    Targets: NoOp <= 1 % over none; Redis on loopback <= 2 ms p50 per step for 64 refs.
+   Both parts run under the trainer's garbage-collection schedule (``step_gc``: set-up frozen,
+   collections between steps, their cost inside the lifecycle timing); the lifecycle part also
+   shows the strict Redis store under Python's automatic collector, for comparison.
 2. Lifecycles/s: commit + lease + ack in batches, from one Python process, for each store (each ack
    leases the next batch in the same store call, as the trainer does), the median of a few rounds
    interleaved across stores like the steps; next to
@@ -42,8 +45,10 @@ from specforge_trainer.control_plane import (
     SQLiteMetadataStore,
 )
 from specforge_trainer.local_redis import LocalRedisServer
+from specforge_trainer.step_gc import DEFAULT_INTERVAL, StepBoundaryGC
 
 RUN = "run-a"
+STRICT_REDIS = "redis (fsync always)"
 
 
 def store_builders(
@@ -54,7 +59,7 @@ def store_builders(
         "noop": NoOpMetadataStore,
         "memory": InMemoryMetadataStore,
         "sqlite": lambda: SQLiteMetadataStore(tmp / f"bench-{next(counter)}.db", run_id=RUN),
-        "redis (fsync always)": lambda: RedisMetadataStore(redis_url, run_id=f"{RUN}-{next(counter)}"),
+        STRICT_REDIS: lambda: RedisMetadataStore(redis_url, run_id=f"{RUN}-{next(counter)}"),
         "redis (everysec, relaxed)": lambda: RedisMetadataStore(
             redis_relaxed_url, run_id=f"{RUN}-{next(counter)}", durability="relaxed"
         ),
@@ -77,9 +82,12 @@ class Step:
         return float(x.sum())
 
 
+_Variants = dict[str, tuple[DataFlowController | None, list[float], list[float]]]
+
+
 def step_overheads(builders: dict[str, Callable[[], MetadataStore]], steps: int, batch: int) -> None:
     step = Step(batch)
-    variants: dict[str, tuple[DataFlowController | None, list[float], list[float]]] = {"none": (None, [], [])}
+    variants: _Variants = {"none": (None, [], [])}
     for name, build in builders.items():
         store = build()
         variants[name] = (DataFlowController(getattr(store, "run_id", RUN), metadata_store=store), [], [])
@@ -88,29 +96,40 @@ def step_overheads(builders: dict[str, Callable[[], MetadataStore]], steps: int,
             refs = [make_ref(i, ctl.run_id) for i in range(steps * batch)]
             ctl.commit_samples("producer", refs)
     schedule = [[make_ref(i).sample_id for i in range(r * batch, (r + 1) * batch)] for r in range(steps)]
-    for rnd in range(steps):  # round-robin: machine noise hits every variant alike
-        for ctl, totals, cp_times in variants.values():
-            t0 = time.perf_counter()
-            if ctl is None:
-                indices = list(range(rnd * batch, (rnd + 1) * batch))
-                step(indices)
-            else:  # as the trainer runs a step: its scheduled refs, and the next step's leased with the ack
-                c0 = time.perf_counter()
-                refs = ctl.lease_named_refs("rank0", schedule[rnd])
-                c1 = time.perf_counter()
-                step([int(r.sample_id[1:]) for r in refs])
-                c2 = time.perf_counter()
-                ctl.ack_train_refs(
-                    "rank0",
-                    [r.sample_id for r in refs],
-                    global_step=rnd + 1,
-                    optimizer_durable=True,
-                    lease_next=schedule[rnd + 1] if rnd + 1 < steps else None,
-                )
-                c3 = time.perf_counter()
-                cp_times.append((c1 - c0) + (c3 - c2))
-                assert len(refs) == batch
-            totals.append(time.perf_counter() - t0)
+    with StepBoundaryGC(DEFAULT_INTERVAL) as collector:
+        for rnd in range(steps):  # round-robin: machine noise hits every variant alike
+            for ctl, totals, cp_times in variants.values():
+                t0 = time.perf_counter()
+                if ctl is None:
+                    step(list(range(rnd * batch, (rnd + 1) * batch)))
+                else:
+                    cp_times.append(trainer_step(ctl, step, schedule, rnd))
+                totals.append(time.perf_counter() - t0)
+            collector.step_done(rnd + 1)  # between steps, as the trainer collects
+    report_steps(variants, steps, batch)
+
+
+def trainer_step(ctl: DataFlowController, step: Step, schedule: list[list[str]], rnd: int) -> float:
+    """One step as the trainer runs it: its scheduled refs, and the next step's leased with the ack.
+    Answers the time spent in the control plane."""
+    c0 = time.perf_counter()
+    refs = ctl.lease_named_refs("rank0", schedule[rnd])
+    c1 = time.perf_counter()
+    step([int(r.sample_id[1:]) for r in refs])
+    c2 = time.perf_counter()
+    ctl.ack_train_refs(
+        "rank0",
+        [r.sample_id for r in refs],
+        global_step=rnd + 1,
+        optimizer_durable=True,
+        lease_next=schedule[rnd + 1] if rnd + 1 < len(schedule) else None,
+    )
+    c3 = time.perf_counter()
+    assert len(refs) == len(schedule[rnd])
+    return (c1 - c0) + (c3 - c2)
+
+
+def report_steps(variants: _Variants, steps: int, batch: int) -> None:
     base = statistics.median(variants["none"][1])
     print(
         f"\n## Step overhead ({steps} steps, {batch} refs per step, median step with no control plane: {base * 1e3:.2f} ms)"
@@ -131,13 +150,17 @@ def lifecycles(
     between_rounds: Callable[[], None],
 ) -> dict[str, float]:
     """Median rate per store over ``rounds`` rounds, stores interleaved round-robin (as the steps are),
-    each round a fresh store on servers emptied by ``between_rounds``; every round's rate is printed."""
-    rates: dict[str, list[float]] = {name: [] for name in builders}
+    each round a fresh store on servers emptied by ``between_rounds``; every round's rate is printed.
+    Every store runs under the trainer's collection schedule; the strict Redis store also runs under
+    Python's automatic collector."""
+    variants = [(name, build, DEFAULT_INTERVAL) for name, build in builders.items()]
+    variants.append((f"{STRICT_REDIS}, auto gc", builders[STRICT_REDIS], 0))
+    rates: dict[str, list[float]] = {name: [] for name, _, _ in variants}
     for _ in range(rounds):
         between_rounds()
-        for name, build in builders.items():
+        for name, build, gc_interval in variants:
             os.sync()  # the previous store's writeback is not this store's cost (fsync waits behind it)
-            rates[name].append(lifecycle_rate(build(), n, batch))
+            rates[name].append(lifecycle_rate(build(), n, batch, gc_interval))
     print(
         f"\n## Ref lifecycles per second (commit + lease + ack, batches of {batch}, {n} refs, one process; "
         f"median of {rounds} interleaved rounds)"
@@ -148,29 +171,31 @@ def lifecycles(
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
-def lifecycle_rate(store: MetadataStore, n: int, batch: int) -> float:
+def lifecycle_rate(store: MetadataStore, n: int, batch: int, gc_interval: int) -> float:
     run_id = getattr(store, "run_id", RUN)
     ctl = DataFlowController(run_id, metadata_store=store)
     refs = [make_ref(i, run_id) for i in range(n)]  # serialised inside commit: part of the lifecycle
     batches = [refs[start : start + batch] for start in range(0, n, batch)]
-    t0 = time.perf_counter()
-    # As a trainer runs: each ack leases the next batch, committed meanwhile, in the same store call.
-    ctl.commit_samples("p", batches[0])
-    leased = ctl.lease_train_refs("rank0", batch)
-    for step, following in enumerate([*batches[1:], None], start=1):
-        if following is not None:
-            ctl.commit_samples("p", following)
-        ctl.ack_train_refs(
-            "rank0",
-            [r.sample_id for r in leased],
-            global_step=step,
-            optimizer_durable=True,
-            lease_next=None if following is None else batch,
-        )
-        if following is not None:
-            leased = ctl.lease_train_refs("rank0", batch)
-            assert len(leased) == len(following)
-    elapsed = time.perf_counter() - t0
+    with StepBoundaryGC(gc_interval) as collector:
+        t0 = time.perf_counter()
+        # As a trainer runs: each ack leases the next batch, committed meanwhile, in the same store call.
+        ctl.commit_samples("p", batches[0])
+        leased = ctl.lease_train_refs("rank0", batch)
+        for step, following in enumerate([*batches[1:], None], start=1):
+            if following is not None:
+                ctl.commit_samples("p", following)
+            ctl.ack_train_refs(
+                "rank0",
+                [r.sample_id for r in leased],
+                global_step=step,
+                optimizer_durable=True,
+                lease_next=None if following is None else batch,
+            )
+            collector.step_done(step)
+            if following is not None:
+                leased = ctl.lease_train_refs("rank0", batch)
+                assert len(leased) == len(following)
+        elapsed = time.perf_counter() - t0
     store.close()
     return n / elapsed
 
@@ -214,7 +239,7 @@ def main() -> None:
         )
         set_rate = redis_set_rate(strict.port)
         print(f"\nredis-benchmark -P 32 SET on the same server (fsync always): {set_rate:,.0f} /s")
-        for name in ("redis (fsync always)", "redis (everysec, relaxed)"):
+        for name in (STRICT_REDIS, "redis (everysec, relaxed)"):
             print(f"{name}: lifecycles/s ÷ raw SET/s = {rates[name] / set_rate:.3f}")
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -25,6 +25,7 @@ from specforge_trainer.models.draft import Eagle3DraftModel
 from specforge_trainer.objective import acceptance_length, eagle3_objective
 from specforge_trainer.ref_sources import RefSource, load_features, step_sample_ids
 from specforge_trainer.schedule import DataSchedule
+from specforge_trainer.step_gc import DEFAULT_INTERVAL, StepBoundaryGC
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class TrainerSettings:
     max_steps: int | None = None
     warmup_steps: int = 10
     lease_timeout_s: float = 600.0
+    gc_interval: int = DEFAULT_INTERVAL  # steps between the loop's garbage collections (0: automatic)
 
     def __post_init__(self) -> None:
         if self.ttt_length < 1:
@@ -135,13 +137,16 @@ class Trainer:
                 self.ack_checkpointed_step(resumed_from)
         for sink in self.sinks:
             sink.on_start(self.reports)
-        with self.controller.leases_kept_alive(self.trainer_id):  # a slow step keeps its refs
-            self._train_remaining_steps()
+        with (
+            self.controller.leases_kept_alive(self.trainer_id),  # a slow step keeps its refs
+            StepBoundaryGC(self.settings.gc_interval) as collector,
+        ):
+            self._train_remaining_steps(collector)
         for sink in self.sinks:
             sink.on_end(self.reports)
         return self.reports
 
-    def _train_remaining_steps(self) -> None:
+    def _train_remaining_steps(self, collector: StepBoundaryGC) -> None:
         while self.should_continue_training():
             epoch = self.counters.epoch
             steps = self.schedule.rank_steps(epoch, self.context.rank)[self.counters.steps_done_in_epoch :]
@@ -160,6 +165,7 @@ class Trainer:
                     optimizer_durable=saved,
                     next_ids=step_sample_ids(epoch, following) if following is not None else None,
                 )
+                collector.step_done(self.counters.step)
                 for sink in self.sinks:
                     sink.on_step(report)
             self.counters.epoch += 1
