@@ -4,8 +4,9 @@ One run, everything measured side by side on the same machine:
 
 1. Step overhead. A training-like step run as the trainer runs it (lease the step's scheduled refs,
    fetch their features, compute, ack at the optimizer boundary while leasing the next step's refs in
-   the same store call) for each store, against the same loop with no control plane at all.
-   Variants are interleaved round-robin so machine noise hits them alike; medians are compared.
+   the same store call) for each store, against the same loop with no control plane at all. Each
+   store runs in its own phase, the disk synced between phases; within it, blocks of consecutive
+   steps alternate with blocks of the bare loop so machine noise hits both alike; medians compared.
    Targets: NoOp <= 1 % over none; Redis on loopback <= 2 ms p50 per step for 64 refs.
    Both parts run under the trainer's garbage-collection schedule (``step_gc``: set-up frozen,
    collections between steps, their cost inside the lifecycle timing); the lifecycle part also
@@ -82,31 +83,44 @@ class Step:
         return float(x.sum())
 
 
-_Variants = dict[str, tuple[DataFlowController | None, list[float], list[float]]]
-
-
-def step_overheads(builders: dict[str, Callable[[], MetadataStore]], steps: int, batch: int) -> None:
+def step_overheads(
+    builders: dict[str, Callable[[], MetadataStore]], steps: int, batch: int, block: int = 10
+) -> None:
+    """Each store in its own phase, the disk synced between phases (one store's background writeback
+    never lands in another's steps). Within a phase, blocks of ``block`` consecutive steps, as a
+    trainer runs them, alternate with blocks of the loop without a control plane: its baseline,
+    which machine noise hits alike."""
     step = Step(batch)
-    variants: _Variants = {"none": (None, [], [])}
+    schedule = [[make_ref(i).sample_id for i in range(r * batch, (r + 1) * batch)] for r in range(steps)]
+    print(f"\n## Step overhead ({steps} steps, {batch} refs per step)")
+    print(f"{'store':28} {'none ms':>8} {'step ms':>8} {'vs none':>9} {'cp p50 ms':>10} {'cp p99 ms':>10}")
     for name, build in builders.items():
         store = build()
-        variants[name] = (DataFlowController(getattr(store, "run_id", RUN), metadata_store=store), [], [])
-    for ctl, _, _ in variants.values():
-        if ctl is not None:
-            refs = [make_ref(i, ctl.run_id) for i in range(steps * batch)]
-            ctl.commit_samples("producer", refs)
-    schedule = [[make_ref(i).sample_id for i in range(r * batch, (r + 1) * batch)] for r in range(steps)]
-    with StepBoundaryGC(DEFAULT_INTERVAL) as collector:
-        for rnd in range(steps):  # round-robin: machine noise hits every variant alike
-            for ctl, totals, cp_times in variants.values():
-                t0 = time.perf_counter()
-                if ctl is None:
+        ctl = DataFlowController(getattr(store, "run_id", RUN), metadata_store=store)
+        ctl.commit_samples("producer", [make_ref(i, ctl.run_id) for i in range(steps * batch)])
+        os.sync()
+        bare: list[float] = []
+        with_cp: list[float] = []
+        cp_times: list[float] = []
+        with StepBoundaryGC(DEFAULT_INTERVAL) as collector:
+            for first in range(0, steps, block):
+                rounds = range(first, min(first + block, steps))
+                for rnd in rounds:
+                    t0 = time.perf_counter()
                     step(list(range(rnd * batch, (rnd + 1) * batch)))
-                else:
+                    bare.append(time.perf_counter() - t0)
+                for rnd in rounds:
+                    t0 = time.perf_counter()
                     cp_times.append(trainer_step(ctl, step, schedule, rnd))
-                totals.append(time.perf_counter() - t0)
-            collector.step_done(rnd + 1)  # between steps, as the trainer collects
-    report_steps(variants, steps, batch)
+                    with_cp.append(time.perf_counter() - t0)
+                    collector.step_done(rnd + 1)  # between steps, as the trainer collects
+        store.close()
+        base, med = statistics.median(bare), statistics.median(with_cp)
+        cp50, cp99 = statistics.median(cp_times), statistics.quantiles(cp_times, n=100)[98]
+        print(
+            f"{name:28} {base * 1e3:8.2f} {med * 1e3:8.2f} {(med / base - 1) * 100:+8.2f}% "
+            f"{cp50 * 1e3:10.3f} {cp99 * 1e3:10.3f}"
+        )
 
 
 def trainer_step(ctl: DataFlowController, step: Step, schedule: list[list[str]], rnd: int) -> float:
@@ -127,19 +141,6 @@ def trainer_step(ctl: DataFlowController, step: Step, schedule: list[list[str]],
     c3 = time.perf_counter()
     assert len(refs) == len(schedule[rnd])
     return (c1 - c0) + (c3 - c2)
-
-
-def report_steps(variants: _Variants, steps: int, batch: int) -> None:
-    base = statistics.median(variants["none"][1])
-    print(
-        f"\n## Step overhead ({steps} steps, {batch} refs per step, median step with no control plane: {base * 1e3:.2f} ms)"
-    )
-    print(f"{'store':28} {'median step ms':>15} {'vs none':>9} {'cp p50 ms':>10} {'cp p99 ms':>10}")
-    for name, (_ctl, totals, cp_times) in variants.items():
-        med = statistics.median(totals)
-        cp50 = statistics.median(cp_times) * 1e3 if cp_times else 0.0
-        cp99 = statistics.quantiles(cp_times, n=100)[98] * 1e3 if cp_times else 0.0
-        print(f"{name:28} {med * 1e3:15.3f} {(med / base - 1) * 100:+8.2f}% {cp50:10.3f} {cp99:10.3f}")
 
 
 def lifecycles(
