@@ -24,3 +24,17 @@ def make_ref(i: int, run_id: str = "run-a", nbytes: int = 1000) -> SampleRef:
         target_model_version="tiny-llama@seed0",
         tokenizer_version="builtin-v1",
     )
+
+
+def make_awkward_ref() -> SampleRef:
+    """A ref whose strings hold what JSON must escape or pass through, and the largest counts."""
+    text = 'quote " back\\slash \n\t\x00\x1f é 漢 \U0001f600 </script>'
+    return SampleRef(
+        sample_id=text,
+        run_id="r",
+        feature_uri=f"file:///{text}",
+        feature_keys=(text, "k"),
+        feature_specs=(FeatureSpec(text, (), "bf16"), FeatureSpec("h", (2, 3), "bf16")),
+        num_tokens=7,
+        estimated_bytes=2**63 - 1,
+    )

@@ -6,11 +6,12 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from _support.control_plane import make_ref
+from _support.control_plane import make_awkward_ref, make_ref
 from specforge_trainer.control_plane import (
     DeploymentMode,
     FeatureSpec,
@@ -33,6 +34,11 @@ def test_ref_rejects_values_json_cannot_carry():
         dataclasses.replace(make_ref(0), target_model_version=object())
     with pytest.raises(TypeError, match=r"SampleRef.num_tokens must be a non-negative int"):
         dataclasses.replace(make_ref(0), num_tokens=1.5)
+    with pytest.raises(
+        TypeError, match=r"SampleRef.estimated_bytes must be a non-negative int below 2\*\*63"
+    ):
+        dataclasses.replace(make_ref(0), estimated_bytes=2**63)  # SQLite and JSON codecs read 64 bits
+    assert dataclasses.replace(make_ref(0), estimated_bytes=2**63 - 1).estimated_bytes == 2**63 - 1
     with pytest.raises(TypeError, match=r"SampleRef.sample_id must be a non-empty string"):
         dataclasses.replace(make_ref(0), sample_id="")
     with pytest.raises(TypeError, match=r"feature_keys"):
@@ -132,3 +138,23 @@ def test_the_store_form_is_json_whatever_the_strings_hold(text):
         text, "", ref.schema_version,
     ]  # fmt: skip
     assert SampleRef.from_store_json(wire) == ref
+
+
+def test_the_standard_library_codec_writes_and_reads_the_same_rows_as_orjson():
+    """orjson is an accelerator: without it (``records`` needs only the standard library) a process
+    writes rows this one reads, and reads the rows this one writes, strings of every kind included."""
+    plain = f"""
+import sys
+sys.modules["orjson"] = None  # as if it were not installed
+sys.path.insert(0, {str(Path(__file__).parents[2])!r})
+from _support.control_plane import make_awkward_ref
+from specforge_trainer.control_plane.records import SampleRef
+assert SampleRef.from_store_json(sys.stdin.read()) == make_awkward_ref()
+print(make_awkward_ref().to_store_json())
+"""
+    ref = make_awkward_ref()
+    stdlib_row = subprocess.run(
+        [sys.executable, "-c", plain], input=ref.to_store_json(), capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert json.loads(stdlib_row) == json.loads(ref.to_store_json())
+    assert SampleRef.from_store_json(stdlib_row) == ref
