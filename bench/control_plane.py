@@ -13,7 +13,7 @@ One run, everything measured side by side on the same machine:
    shows the strict Redis store under Python's automatic collector, for comparison.
 2. Lifecycles/s: commit + lease + ack in batches, from one Python process, for each store (each ack
    leases the next batch in the same store call, as the trainer does), the median of a few rounds
-   interleaved across stores like the steps; next to
+   interleaved across stores (each after a disk sync); next to
    the raw ``redis-benchmark -P 32`` SET rate of the same Redis server. Target: >= 50,000/s (Redis).
 
 Usage: python bench/control_plane.py [--steps 300] [--batch 64] [--lifecycles 100000] [--lifecycle-rounds 3]
@@ -150,8 +150,8 @@ def lifecycles(
     rounds: int,
     between_rounds: Callable[[], None],
 ) -> dict[str, float]:
-    """Median rate per store over ``rounds`` rounds, stores interleaved round-robin (as the steps are),
-    each round a fresh store on servers emptied by ``between_rounds``; every round's rate is printed.
+    """Median rate per store over ``rounds`` rounds, stores interleaved round-robin so machine noise
+    hits them alike, each round a fresh store on servers emptied by ``between_rounds``; every round's rate is printed.
     Every store runs under the trainer's collection schedule; the strict Redis store also runs under
     Python's automatic collector."""
     variants = [(name, build, DEFAULT_INTERVAL) for name, build in builders.items()]
