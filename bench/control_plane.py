@@ -151,9 +151,9 @@ def lifecycles(
     between_rounds: Callable[[], None],
 ) -> dict[str, float]:
     """Median rate per store over ``rounds`` rounds, stores interleaved round-robin so machine noise
-    hits them alike, each round a fresh store on servers emptied by ``between_rounds``; every round's rate is printed.
-    Every store runs under the trainer's collection schedule; the strict Redis store also runs under
-    Python's automatic collector."""
+    hits them alike, each round a fresh store on servers emptied by ``between_rounds``; every
+    round's rate is printed. Every store runs under the trainer's collection schedule; the strict
+    Redis store also runs under Python's automatic collector."""
     variants = [(name, build, DEFAULT_INTERVAL) for name, build in builders.items()]
     variants.append((f"{STRICT_REDIS}, auto gc", builders[STRICT_REDIS], 0))
     rates: dict[str, list[float]] = {name: [] for name, _, _ in variants}
