@@ -57,20 +57,6 @@ def runs(api: k8s_client.ApiClient, operator: OperatorProcess) -> Iterator[Runs]
         delete_namespace(api, namespace)
 
 
-def warning_reasons(api: k8s_client.ApiClient, runs: Runs, name: str, expected: str) -> list[str]:
-    """The run's Warning event reasons, once one is ``expected``: kopf posts events after the handler
-    returns, so they can trail the status write the test saw."""
-
-    def reasons() -> list[str]:
-        events = k8s_client.CoreV1Api(api).list_namespaced_event(
-            runs.namespace, field_selector=f"involvedObject.name={name},type=Warning"
-        )
-        return [event.reason for event in events.items]
-
-    wait_for(lambda: expected in reasons(), f"a {expected} warning on {name}", timeout=30)
-    return reasons()
-
-
 def test_unschedulable_run_says_why_and_clears_when_capacity_arrives(
     api: k8s_client.ApiClient, runs: Runs
 ) -> None:
@@ -86,7 +72,7 @@ def test_unschedulable_run_says_why_and_clears_when_capacity_arrives(
     assert stuck["reason"] == "Unschedulable"
     assert f"Insufficient {GPU_RESOURCE}" in stuck["message"], stuck
     assert runs.get("big")["status"]["phase"] == "Pending"
-    assert "Unschedulable" in warning_reasons(api, runs, "big", "Unschedulable")
+    assert "Unschedulable" in runs.warning_reasons("big", "Unschedulable")
 
     node = f"big-gpu-{runs.namespace}"
     core = k8s_client.CoreV1Api(api)
@@ -198,12 +184,7 @@ def test_a_failed_rank_restarts_every_rank_until_the_backoff_limit(
     assert failed["status"]["restarts"] == 2
     assert "after 2 restarts" in reason["message"]
     assert len(seen_jobs) == 3, "one PyTorchJob per attempt (the first plus two restarts)"
-    assert (
-        warning_reasons(runs.api.api_client, runs, "flaky", "BackoffLimitExceeded").count(
-            "BackoffLimitExceeded"
-        )
-        == 1
-    )
+    assert runs.warning_reasons("flaky", "BackoffLimitExceeded").count("BackoffLimitExceeded") == 1
     restored = operator.metric("specforge_children_total", kind="PyTorchJob", action="restored")
     assert restored - restored_before == 2
 

@@ -110,6 +110,19 @@ class Runs:
             status = self.get(name).get("status") or {}
             pytest.fail(f"run {name} never reached {phase}; last status:\n{yaml.safe_dump(status)}")
 
+    def warning_reasons(self, name: str, expected: str) -> list[str]:
+        """The run's Warning event reasons, once one is ``expected``: kopf posts events after the
+        handler returns, so they can trail the status write the test saw."""
+
+        def reasons() -> list[str]:
+            events = k8s_client.CoreV1Api(self.api.api_client).list_namespaced_event(
+                self.namespace, field_selector=f"involvedObject.name={name},type=Warning"
+            )
+            return [event.reason for event in events.items]
+
+        wait_for(lambda: expected in reasons(), f"a {expected} warning on {name}", timeout=30)
+        return reasons()
+
 
 def load_example(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())

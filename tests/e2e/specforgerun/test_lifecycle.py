@@ -202,7 +202,7 @@ def _minimal(mode: str, name: str, **spec: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize("mode", ["local_colocated", "dataflow_colocated"])
 def test_failing_pod_fails_the_run_with_its_reason(
-    mode: str, kube_api: k8s_client.ApiClient, runs: Runs, operator_process: OperatorProcess
+    mode: str, runs: Runs, operator_process: OperatorProcess
 ) -> None:
     manifest = _minimal(
         mode,
@@ -218,13 +218,7 @@ def test_failing_pod_fails_the_run_with_its_reason(
     if mode == "local_colocated":
         assert "exit code 1" in reason["message"], reason
 
-    def warned() -> bool:  # kopf posts events after the handler returns: they may trail the status
-        events = k8s_client.CoreV1Api(kube_api).list_namespaced_event(
-            runs.namespace, field_selector="involvedObject.name=failing,type=Warning"
-        )
-        return any(event.reason == reason["reason"] for event in events.items)
-
-    wait_for(warned, f"a {reason['reason']} warning event", timeout=30)
+    runs.warning_reasons("failing", reason["reason"])  # a Warning event with the reason; waits for it
 
 
 def test_store_gate_holds_gpu_pods_until_redis_is_ready(

@@ -30,6 +30,15 @@ def make_manifest(tmp_path: Path, small_dataset: Path) -> ManifestFactory:
     return make
 
 
+@pytest.fixture
+def cpu_context() -> Any:
+    """One rank on the CPU: how the in-process tests run a trainer."""
+    import torch
+    from specforge_trainer.distributed import ParallelContext
+
+    return ParallelContext(rank=0, world_size=1, device=torch.device("cpu"))
+
+
 def read_metrics(out_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
 

@@ -13,7 +13,6 @@ from statistics import mean
 
 import pytest
 from specforge_operator.api import load_run_manifest
-from specforge_trainer.distributed import ParallelContext
 from specforge_trainer.reporting.metrics_file import MetricsFile
 from specforge_trainer.runtime import build_offline_runtime
 
@@ -21,9 +20,7 @@ pytestmark = pytest.mark.slow
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "local-colocated.yaml"
 
 
-def test_example_run_learns(tmp_path: Path) -> None:
-    import torch
-
+def test_example_run_learns(tmp_path: Path, cpu_context) -> None:
     run = load_run_manifest(EXAMPLE)
     one_epoch = run.model_copy(update={"spec": run.spec.model_copy(
         update={"training": run.spec.training.model_copy(update={"epochs": 1})})})  # fmt: skip
@@ -31,7 +28,7 @@ def test_example_run_learns(tmp_path: Path) -> None:
         one_epoch,
         out_dir=tmp_path / "out",
         feature_store_dir=tmp_path / "features",
-        context=ParallelContext(rank=0, world_size=1, device=torch.device("cpu")),
+        context=cpu_context,
         sinks=[MetricsFile(tmp_path / "out")],
     )
     reports = trainer.train()

@@ -9,21 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from specforge_trainer.control_plane import SQLiteMetadataStore
-from specforge_trainer.distributed import ParallelContext
 from specforge_trainer.runtime import build_offline_runtime, build_online_runtime
 
 pytestmark = pytest.mark.slow
-CPU = ParallelContext(rank=0, world_size=1, device=torch.device("cpu"))
 
 
-def test_offline_online_and_durable_runs_agree_step_by_step(tmp_path: Path, make_manifest) -> None:
+def test_offline_online_and_durable_runs_agree_step_by_step(
+    tmp_path: Path, make_manifest, cpu_context
+) -> None:
     run, _ = make_manifest(maxSteps=8)
     offline = build_offline_runtime(
-        run, out_dir=tmp_path / "offline", feature_store_dir=tmp_path / "f1", context=CPU
+        run, out_dir=tmp_path / "offline", feature_store_dir=tmp_path / "f1", context=cpu_context
     )
-    online = build_online_runtime(run, out_dir=tmp_path / "online", context=CPU)
+    online = build_online_runtime(run, out_dir=tmp_path / "online", context=cpu_context)
     durable_run, _ = make_manifest(name="durable", mode="dataflow_colocated", maxSteps=8)
     database = tmp_path / "metadata.db"
     durable = build_offline_runtime(
@@ -32,7 +31,7 @@ def test_offline_online_and_durable_runs_agree_step_by_step(tmp_path: Path, make
         feature_store_dir=tmp_path / "f2",
         deployment_mode="dataflow_colocated",
         metadata_db_path=database,
-        context=CPU,
+        context=cpu_context,
     )
     assert (offline.durable_ack, durable.durable_ack) == (False, True)
     losses = {name: [r.step_losses for r in t.train()] for name, t in

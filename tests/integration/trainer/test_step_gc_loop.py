@@ -7,18 +7,15 @@ import gc
 from pathlib import Path
 
 import pytest
-import torch
-from specforge_trainer.distributed import ParallelContext
 from specforge_trainer.runtime import build_offline_runtime
 
 pytestmark = pytest.mark.slow
-CPU = ParallelContext(rank=0, world_size=1, device=torch.device("cpu"))
 
 
-def test_collections_happen_at_step_boundaries_only(tmp_path: Path, make_manifest) -> None:
+def test_collections_happen_at_step_boundaries_only(tmp_path: Path, make_manifest, cpu_context) -> None:
     run, _ = make_manifest(maxSteps=6)
     trainer = build_offline_runtime(
-        run, out_dir=tmp_path / "out", feature_store_dir=tmp_path / "f", context=CPU
+        run, out_dir=tmp_path / "out", feature_store_dir=tmp_path / "f", context=cpu_context
     )
     trainer.settings = dataclasses.replace(trainer.settings, gc_interval=2)
     collections: list[int] = []  # the step counter when each pass started
