@@ -21,20 +21,32 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 FROM base AS build-base
 WORKDIR /src
 RUN python -m venv /opt/venv
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 
-FROM build-base AS operator-build
+# Dependencies first, pinned by constraints.txt (the set the development virtualenv installs too, so an
+# image and a laptop train the same weights), in a layer that source edits do not invalidate.
+# The package finder looks in api/, trainer/ and operator/; empty ones build a wheel with no package.
+FROM build-base AS operator-deps
+RUN mkdir api trainer operator \
+    && pip install --no-cache-dir --constraint constraints.txt "./[operator]" \
+    && pip uninstall --yes specforge-k8s
+
+FROM operator-deps AS operator-build
+COPY api/ api/
 COPY operator/ operator/
-# The package finder looks in trainer/ too; an empty one keeps the trainer out of this image.
-RUN mkdir trainer \
-    && pip install --no-cache-dir "./[operator]" \
+RUN pip install --no-cache-dir --no-deps . \
     && rm -f /opt/venv/bin/specforge \
     && pip uninstall --yes pip setuptools wheel
 
-FROM build-base AS trainer-build
-COPY operator/ operator/
+FROM build-base AS trainer-deps
+RUN mkdir api trainer operator \
+    && pip install --no-cache-dir --constraint constraints.txt "./[trainer]" \
+    && pip uninstall --yes specforge-k8s
+
+FROM trainer-deps AS trainer-build
+COPY api/ api/
 COPY trainer/ trainer/
-RUN pip install --no-cache-dir "./[trainer]" \
+RUN pip install --no-cache-dir --no-deps . \
     && pip uninstall --yes pip setuptools wheel
 
 # ---------------------------------------------------------------- runtime base: the unprivileged user

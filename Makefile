@@ -5,8 +5,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# One stamp per dependency set, so editing pyproject.toml reinstalls and nothing else does.
-DEPS_STAMP := $(VENV)/.deps-$(shell sha1sum pyproject.toml | cut -c1-12)
+# One stamp per dependency set, so editing pyproject.toml or constraints.txt reinstalls and nothing else does.
+DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 export PIP_CACHE_DIR ?= $(HOME)/.cache/pip
 PYTEST_ARGS ?=
 CHART_DIR := charts/specforge-operator
@@ -17,14 +17,21 @@ IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(DEPS_STAMP): pyproject.toml
+$(DEPS_STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[operator,trainer,dev]'
+	$(BIN)/pip install -q --constraint constraints.txt -e '.[operator,trainer,dev]'
 	@rm -f $(VENV)/.deps-* && touch $@
 
 .PHONY: deps
 deps: $(DEPS_STAMP) ## Create the virtualenv and install the Python dependencies
+
+.PHONY: constraints
+constraints: ## Re-pin constraints.txt from a fresh resolve of pyproject.toml (the venv and images install it)
+	rm -rf $(VENV)-pin && $(PYTHON) -m venv $(VENV)-pin
+	$(VENV)-pin/bin/pip install -q '.[operator,trainer,dev]'
+	{ sed -n '1,2p' constraints.txt; $(VENV)-pin/bin/pip freeze --all --exclude specforge-k8s | grep -v '^\(pip\|setuptools\|wheel\)=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf $(VENV)-pin
 
 .PHONY: system-deps
 system-deps: ## Install the system packages tests need (redis-server)

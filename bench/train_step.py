@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from specforge_operator.api import load_run_manifest
+from specforge_api import load_run_manifest
 from specforge_trainer.batching import collate_features
 from specforge_trainer.distributed import ParallelContext
 from specforge_trainer.features.producer import feature_key

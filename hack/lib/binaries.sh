@@ -9,11 +9,12 @@ HACK_DIR=${HACK_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 source "$HACK_DIR/versions.env"
 
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}"
-PINS_HASH=$(cat "$HACK_DIR/versions.env" "$HACK_DIR/etcd/go.mod" | sha256sum | cut -c1-10)
+PINS_HASH=$(cat "$HACK_DIR/versions.env" "$HACK_DIR/etcd/go.mod" "$HACK_DIR/pause/main.go" | sha256sum | cut -c1-10)
 KEY_DIR="$CACHE_ROOT/specforge-k8s/$KUBERNETES_VERSION-$PINS_HASH"
 BIN_DIR="$KEY_DIR/bin"
 PYTORCHJOB_CRD="$KEY_DIR/manifests/kubeflow.org_pytorchjobs.yaml"
-BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok kwokctl training-operator helm)
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy etcd kwok kwokctl
+  training-operator helm coredns local-path-provisioner pause)
 
 binaries_present() {
   local name

@@ -48,9 +48,10 @@ write_kubernetes_wrapper_module() {
 }
 
 build_kubernetes() {
-  any_missing kube-apiserver kube-controller-manager kube-scheduler kubectl || return 0
+  any_missing kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy || return 0
   local src="$KEY_DIR/src/kubernetes" minor info build_date commit
-  local -a packages=(cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl)
+  # The real node's kubelet and kube-proxy come from the same build, so they match the API server.
+  local -a packages=(cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubectl cmd/kubelet cmd/kube-proxy)
   rm -rf "$src" && mkdir -p "$src/out"
   write_kubernetes_wrapper_module "$src"
   packages=("${packages[@]/#/k8s.io/kubernetes/}")
@@ -121,5 +122,25 @@ copy_pytorchjob_crd() {
   mv "$PYTORCHJOB_CRD.tmp" "$PYTORCHJOB_CRD"
 }
 
+build_coredns() {
+  any_missing coredns || return 0
+  go_install_into_bin "$LDFLAGS_STRIP" "github.com/coredns/coredns@$COREDNS_VERSION"
+}
+
+build_local_path_provisioner() {
+  any_missing local-path-provisioner || return 0
+  go_install_into_bin "$LDFLAGS_STRIP" "github.com/rancher/local-path-provisioner@$LOCAL_PATH_PROVISIONER_VERSION"
+}
+
+# The sandbox ("pause") image's only program: registry.k8s.io is out of reach, so we build our own.
+build_pause() {
+  any_missing pause || return 0
+  local out="$KEY_DIR/src/pause-out"
+  rm -rf "$out" && mkdir -p "$out"
+  (cd "$HACK_DIR/pause" && go build -mod=readonly -ldflags "$LDFLAGS_STRIP" -o "$out/pause" .)
+  install_into_bin "$out"
+}
+
+build_node_addons() { build_pause && build_local_path_provisioner && build_coredns; }
 build_etcd_and_kwok() { build_etcd && build_kwok; }
 build_training_operator_and_helm() { build_training_operator && copy_pytorchjob_crd && build_helm; }

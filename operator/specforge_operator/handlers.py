@@ -14,10 +14,10 @@ import time
 from typing import Any
 
 import kopf
+from specforge_api.manifest import ManifestError
+from specforge_api.run import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from specforge_api.status import Phase
 
-from specforge_operator.api.manifest import ManifestError
-from specforge_operator.api.run import API_VERSION, GROUP, KIND, PLURAL, VERSION
-from specforge_operator.api.status import Phase
 from specforge_operator.echoes import is_own_echo
 from specforge_operator.kube import KubeApi, load_api_client
 from specforge_operator.metrics import record_reconcile

@@ -13,8 +13,8 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
+from specforge_api.run import API_VERSION, KIND, PLURAL
 
-from specforge_operator.api.run import API_VERSION, KIND, PLURAL
 from specforge_operator.render.meta import FIELD_MANAGER
 
 # (apiVersion, kind) → plural, for every kind the operator reads or writes.

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
+from specforge_api.manifest import parse_run_manifest
+from specforge_api.run import API_VERSION, KIND, SpecForgeRun
+from specforge_api.status import Phase, SpecForgeRunStatus
 
-from specforge_operator.api.manifest import parse_run_manifest
-from specforge_operator.api.run import API_VERSION, KIND, SpecForgeRun
-from specforge_operator.api.status import Phase, SpecForgeRunStatus
 from specforge_operator.kube import RESOURCE_PLURALS, KubeApi
 from specforge_operator.metrics import RunCensus, record_child_created
 from specforge_operator.policies.evaluate import PolicyInputs, PolicyOutcome, evaluate_policies

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from specforge_operator.api.status import Phase
+from specforge_api.status import Phase
 
 SETTLED_PHASES = frozenset({Phase.SUSPENDED.value, Phase.SUCCEEDED.value, Phase.FAILED.value})
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from specforge_operator.api import SpecForgeRun, load_run_manifest
+from specforge_api import SpecForgeRun, load_run_manifest
 from specforge_trainer.features.producer import sample_id
 from specforge_trainer.resources import builtin_dataset_path
 from specforge_trainer.schedule import DataSchedule

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from specforge_operator.api import ManifestError, SpecForgeRun, load_run_manifest
+from specforge_api import ManifestError, SpecForgeRun, load_run_manifest
 
 from specforge_trainer.control_plane import DeploymentMode, StoreError
 from specforge_trainer.local_launch import METADATA_URL_ENV
@@ -82,7 +82,7 @@ def _train(
     metadata_url: str | None,
     report_to_kubernetes: bool,
 ) -> None:
-    from specforge_operator.api import FeatureMode
+    from specforge_api import FeatureMode
 
     from specforge_trainer.distributed import init_parallel, shutdown_parallel
     from specforge_trainer.reporting.kubernetes_status import KubernetesProgressReporter

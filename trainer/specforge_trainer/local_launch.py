@@ -2,88 +2,102 @@
 
 ``specforge run`` hands ``dataflow_colocated`` and ``disaggregated`` manifests here. It starts a local
 ``redis-server`` (AOF, ``appendfsync always``, data under the output directory, so running the same
-manifest into the same directory resumes) unless a store URL is given, then ``spec.producers.replicas``
-producer processes (disaggregated) and ``spec.trainer.replicas`` trainer ranks, all under one
-:class:`Supervisor`. Ranks are plain processes with the environment ``torch.distributed`` reads
-(``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``/``PORT``), the same as torchrun or a PyTorchJob sets.
+manifest into the same directory resumes) unless a store URL is given, then one process per producer
+pod (disaggregated) and per trainer pod, all under one :class:`Supervisor`. Each is started from the
+pod contract (:mod:`specforge_api.pod_contract`) the operator renders pods from, with the env the pod's
+workload would inject (rank, master address, completion index); several GPUs per replica means torchrun
+here as in the pod.
 Ctrl-C or the first failing process stops them all, and the error names that process.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from specforge_operator.api import SpecForgeRun
+from specforge_api import SpecForgeRun
+from specforge_api.pod_contract import (
+    Env,
+    ProcessContract,
+    expand_references,
+    producer_process,
+    trainer_process,
+    trainer_world_size,
+    workload_env,
+)
 
-from specforge_trainer.control_plane import DeploymentMode
 from specforge_trainer.local_redis import LocalRedisServer, free_port
 from specforge_trainer.supervisor import ProcessSpec, Supervisor
 
-METADATA_URL_ENV = "SPECFORGE_METADATA_URL"
+METADATA_URL_ENV = Env.METADATA_URL
+LOCALHOST = "127.0.0.1"
 
 
-def run_mode(run: SpecForgeRun) -> DeploymentMode:
-    return DeploymentMode.parse(run.spec.deployment_mode.value)
+def local_argv(process: ProcessContract, env: Mapping[str, str]) -> list[str]:
+    """The contract's argv as this machine runs it: ``$(VAR)`` expanded as the kubelet would, and the
+    image's ``specforge``/``python`` resolved to this interpreter (the virtualenv need not be on PATH)."""
+    argv = expand_references(process.argv, env)
+    program = {"specforge": [sys.executable, "-m", "specforge_trainer.cli"], "python": [sys.executable]}
+    return [*program.get(argv[0], argv[:1]), *argv[1:]]
 
 
-def _cli(*args: str | Path | int) -> list[str]:
-    return [sys.executable, "-m", "specforge_trainer.cli", *(str(a) for a in args)]
+def _spec(name: str, process: ProcessContract, injected: Mapping[str, str], **options: bool) -> ProcessSpec:
+    env = {**process.env, **injected}
+    return ProcessSpec(name=name, argv=local_argv(process, env), env=env, **options)
 
 
 def producer_specs(
     run: SpecForgeRun, manifest: Path, feature_dir: Path, metadata_url: str, max_unacked_refs: int | None
 ) -> list[ProcessSpec]:
-    if run_mode(run) is not DeploymentMode.DISAGGREGATED:
+    """One process per producer pod, with the completion index its indexed Job would give it."""
+    spec = run.spec
+    if spec.producers is None:
         return []
-    count = run.spec.producers.replicas if run.spec.producers else 1
-    world_size = run.spec.trainer.replicas
-    bound = ["--max-unacked-refs", str(max_unacked_refs)] if max_unacked_refs else []
+    process = producer_process(
+        replicas=spec.producers.replicas,
+        trainer_world_size=trainer_world_size(spec.trainer.replicas, spec.trainer.gpus_per_replica),
+        config=str(manifest),
+        feature_store=str(feature_dir),
+        metadata_url=metadata_url,
+    )
+    bound = {Env.MAX_UNACKED_REFS: str(max_unacked_refs)} if max_unacked_refs else {}
     return [
-        ProcessSpec(
-            name=f"producer-{index}",
-            argv=_cli(
-                "produce",
-                "--config",
-                manifest,
-                "--feature-store",
-                feature_dir,
-                *bound,
-                "--shard-index",
-                index,
-                "--num-shards",
-                count,
-                "--trainer-world-size",
-                world_size,
-            ),
-            env={METADATA_URL_ENV: metadata_url},
-        )
-        for index in range(count)
+        _spec(f"producer-{index}", process, {Env.JOB_COMPLETION_INDEX: str(index), **bound})
+        for index in range(spec.producers.replicas)
     ]
 
 
 def trainer_specs(
     run: SpecForgeRun, manifest: Path, out: Path, feature_dir: Path, metadata_url: str
 ) -> list[ProcessSpec]:
-    world_size = run.spec.trainer.replicas
-    master_port = str(free_port())
+    """One process per trainer pod, with the env its training workload would inject (rank, master)."""
+    trainer = run.spec.trainer
+    process = trainer_process(
+        mode=run.spec.deployment_mode,
+        replicas=trainer.replicas,
+        gpus_per_replica=trainer.gpus_per_replica,
+        config=str(manifest),
+        out=str(out),
+        feature_store=str(feature_dir),
+        metadata_url=metadata_url,
+    )
+    master_port = free_port()
     return [
-        ProcessSpec(
-            name=f"trainer-{rank}",
-            argv=_cli("train", "--config", manifest, "--out", out, "--feature-store", feature_dir),
-            env={
-                METADATA_URL_ENV: metadata_url,
-                "RANK": str(rank),
-                "LOCAL_RANK": str(rank),
-                "WORLD_SIZE": str(world_size),
-                "MASTER_ADDR": "127.0.0.1",
-                "MASTER_PORT": master_port,
-            },
-            foreground=rank == 0,
+        _spec(
+            f"trainer-{index}",
+            process,
+            workload_env(
+                pod_index=index,
+                replicas=trainer.replicas,
+                gpus_per_replica=trainer.gpus_per_replica,
+                master_addr=LOCALHOST,
+                master_port=master_port,
+            ),
+            foreground=index == 0,
         )
-        for rank in range(world_size)
+        for index in range(trainer.replicas)
     ]
 
 
@@ -109,7 +123,7 @@ def launch_local_run(
     max_unacked_refs: int | None = None,
 ) -> None:
     """Run every process of ``run`` here and wait; raises :class:`ProcessFailed` naming the failed one."""
-    if not run_mode(run).durable:
+    if not run.spec.deployment_mode.durable:
         raise ValueError(f"{run.spec.deployment_mode.value} runs in one process; nothing to launch")
     out.mkdir(parents=True, exist_ok=True)
     feature_dir = out / "features"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from specforge_operator.api import SpecForgeRun
+from specforge_api import SpecForgeRun
 
 from specforge_trainer.control_plane import DataFlowController
 from specforge_trainer.distributed import ParallelContext

@@ -2,7 +2,7 @@
 
 ``build_offline_runtime`` precomputes features into a directory store (each rank a shard, then a
 barrier) and trains from refs; ``build_online_runtime`` runs the target in the loop. Both take the
-``SpecForgeRun`` the operator takes (one definition of the fields, in ``specforge_operator.api``)
+``SpecForgeRun`` the operator takes (one definition of the fields, in ``specforge_api``)
 and return a ready :class:`Trainer`; the control plane comes from :func:`resolve_control_plane`.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from specforge_operator.api import SpecForgeRun
+from specforge_api import SpecForgeRun
 
 from specforge_trainer.control_plane import DataFlowController, DeploymentMode, resolve_control_plane
 from specforge_trainer.data.chat_jsonl import read_chat_jsonl

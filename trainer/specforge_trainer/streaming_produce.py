@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from specforge_operator.api import SpecForgeRun
+from specforge_api import SpecForgeRun
 
 from specforge_trainer.control_plane import DataFlowController, SampleRef
 from specforge_trainer.features.producer import FeatureProducer

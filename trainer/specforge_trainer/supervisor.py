@@ -4,12 +4,15 @@
 and trainer ranks as OS processes. The run succeeds when every *worker* exits 0 (services such as
 redis-server are then stopped); the first worker to fail, or Ctrl-C, stops everything, and the
 error names the process, how it ended and the tail of its log. Each process gets its own process
-group so a stop reaches its children (torchrun's ranks) too.
+group so a stop reaches its children (torchrun's ranks) too, and is asked by the kernel to stop when
+the supervisor dies (``die_with_parent``), so a ``kill -9`` of ``specforge run`` leaves nothing writing
+into the output directory behind it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -29,6 +32,28 @@ class ProcessSpec:
     service: bool = False
     #: Stream this process's output to the terminal as well as to its log (e.g. rank 0's progress).
     foreground: bool = False
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int, sig: signal.Signals = signal.SIGTERM) -> None:
+    """In a child before exec: have the kernel send ``sig`` when the parent dies (Linux prctl).
+
+    SIGTERM rather than SIGKILL so torchrun passes it on to its ranks and redis-server closes its file.
+    A parent that died before the prctl took effect would never signal, so check for that too.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), sig)
+
+
+def popen_dying_with_parent(argv: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen`` whose child is signalled when this process dies, however it dies."""
+    parent = os.getpid()
+    return subprocess.Popen(list(argv), preexec_fn=lambda: die_with_parent(parent), **kwargs)  # type: ignore[call-overload]
 
 
 class ProcessFailed(RuntimeError):
@@ -70,8 +95,8 @@ class Supervisor:
             raise ValueError(f"a process named {spec.name!r} is already supervised")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path(spec.name), "ab")  # noqa: SIM115 - closed in stop_all
-        proc = subprocess.Popen(
-            list(spec.argv),
+        proc = popen_dying_with_parent(
+            spec.argv,
             env={**os.environ, **spec.env},
             stdout=None if spec.foreground else log,
             stderr=None if spec.foreground else subprocess.STDOUT,

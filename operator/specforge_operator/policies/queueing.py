@@ -15,7 +15,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from specforge_operator.api.run import SpecForgeRun
+from specforge_api.run import SpecForgeRun
 
 # Where each workload kind keeps its suspend flag.
 SUSPEND_PATHS: dict[tuple[str, str], tuple[str, ...]] = {

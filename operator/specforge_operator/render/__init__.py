@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from specforge_operator.api.run import SpecForgeRun
+from specforge_api.run import SpecForgeRun
+
 from specforge_operator.render.config import progress_rbac, run_config_map
 from specforge_operator.render.meta import ChildNames
 from specforge_operator.render.producers import producer_job
+from specforge_operator.render.storage import storage_claims
 from specforge_operator.render.store import MetadataStoreConnection, managed_redis_manifests, store_connection
 from specforge_operator.workloads import workload_for
 
@@ -39,7 +41,7 @@ class ChildrenPlan:
 
 def plan_children(run: SpecForgeRun, *, store_ready: bool, finished: bool) -> ChildrenPlan:
     store = store_connection(run)
-    base = [run_config_map(run), *progress_rbac(run)]
+    base = [run_config_map(run), *progress_rbac(run), *storage_claims(run)]
     auth_secret = None
     if store is not None and store.managed is not None:
         base += managed_redis_manifests(run, store.managed)

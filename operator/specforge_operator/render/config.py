@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from specforge_api.run import GROUP, PLURAL, SpecForgeRun
 
-from specforge_operator.api.run import GROUP, PLURAL, SpecForgeRun
 from specforge_operator.render.meta import ChildNames, object_meta
 
 CONFIG_KEY = "run.yaml"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from specforge_operator.api.run import API_VERSION, KIND, SpecForgeRun
+from specforge_api.run import API_VERSION, KIND, SpecForgeRun
 
 FIELD_MANAGER = "specforge-operator"
 RUN_LABEL = "specforge.io/run"
@@ -29,6 +29,8 @@ class ChildNames:
         self.redis = f"{run_name}-redis"
         self.redis_auth = f"{run_name}-redis-auth"
         self.redis_data = f"{run_name}-redis-data"
+        self.features = f"{run_name}-features"
+        self.checkpoints = f"{run_name}-checkpoints"
 
 
 def labels(run: SpecForgeRun, component: str) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The pod template shared by trainer and producer pods: command, env, volumes, resources, placement.
 
-Everything a trainer needs to know arrives here: its run and mode as env, the whole run manifest as a
-mounted file, the store URL (and password from a Secret) in durable modes. Model and dataset volumes are
+What runs in the container (argv and env) comes from :mod:`specforge_api.pod_contract`, the description
+``specforge run`` starts local processes from; this module adds what only a pod has: the run manifest
+as a mounted file, volumes, the store password from a Secret, resources and placement. Model and dataset volumes are
 mounted at the parent directory of their ``path``.
 """
 
@@ -10,23 +11,50 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from specforge_operator.api.common import Resources, VolumeSource
-from specforge_operator.api.run import SpecForgeRun
-from specforge_operator.api.spec import WorkerPool
+from specforge_api.common import Resources, VolumeSource
+from specforge_api.pod_contract import (
+    CONFIG_DIR,
+    CONFIG_FILE,
+    TRAINER_UID,
+    Env,
+    ProcessContract,
+    producer_process,
+    trainer_process,
+    trainer_world_size,
+)
+from specforge_api.run import SpecForgeRun
+from specforge_api.spec import WorkerPool
+
 from specforge_operator.render.meta import ChildNames
+from specforge_operator.render.storage import run_directories
 from specforge_operator.render.store import MetadataStoreConnection
 
-CONFIG_DIR = "/etc/specforge"
-CONFIG_FILE = f"{CONFIG_DIR}/run.yaml"
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
-def trainer_command(run: SpecForgeRun) -> list[str]:
-    return ["specforge", "train", "--config", CONFIG_FILE, "--out", run.spec.checkpoints.path]
+def trainer_process_of(run: SpecForgeRun, store: MetadataStoreConnection | None) -> ProcessContract:
+    spec = run.spec
+    return trainer_process(
+        mode=spec.deployment_mode,
+        replicas=spec.trainer.replicas,
+        gpus_per_replica=spec.trainer.gpus_per_replica,
+        config=CONFIG_FILE,
+        out=spec.checkpoints.path,
+        feature_store=spec.feature_store.path,
+        metadata_url=store.url if store else None,
+    )
 
 
-def producer_command() -> list[str]:
-    return ["specforge", "produce", "--config", CONFIG_FILE]
+def producer_process_of(run: SpecForgeRun, store: MetadataStoreConnection | None) -> ProcessContract:
+    spec = run.spec
+    assert spec.producers is not None
+    return producer_process(
+        replicas=spec.producers.replicas,
+        trainer_world_size=trainer_world_size(spec.trainer.replicas, spec.trainer.gpus_per_replica),
+        config=CONFIG_FILE,
+        feature_store=spec.feature_store.path,
+        metadata_url=store.url if store else None,
+    )
 
 
 def _volume(name: str, source: VolumeSource) -> dict[str, Any]:
@@ -37,12 +65,9 @@ def _volumes_and_mounts(run: SpecForgeRun) -> tuple[list[dict[str, Any]], list[d
     spec = run.spec
     volumes = [{"name": "config", "configMap": {"name": ChildNames(run.name).config}}]
     mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
-    for name, source, mount_path, read_only in (
-        ("features", spec.feature_store.volume, spec.feature_store.path, False),
-        ("checkpoints", spec.checkpoints.volume, spec.checkpoints.path, False),
-    ):
-        volumes.append(_volume(name, source))
-        mounts.append({"name": name, "mountPath": mount_path, "readOnly": read_only})
+    for directory in run_directories(run):
+        volumes.append(_volume(directory.volume_name, directory.source))
+        mounts.append({"name": directory.volume_name, "mountPath": directory.mount_path, "readOnly": False})
     for name, data in (("target-model", spec.target_model), ("dataset", spec.dataset)):
         if data.path is not None and data.volume is not None:
             volumes.append(_volume(name, data.volume))
@@ -50,23 +75,21 @@ def _volumes_and_mounts(run: SpecForgeRun) -> tuple[list[dict[str, Any]], list[d
     return volumes, mounts
 
 
-def _env(run: SpecForgeRun, store: MetadataStoreConnection | None) -> list[dict[str, Any]]:
+def _env(
+    run: SpecForgeRun, process: ProcessContract, store: MetadataStoreConnection | None
+) -> list[dict[str, Any]]:
+    identity = {Env.RUN_NAME: run.name, Env.RUN_NAMESPACE: run.namespace}
     env: list[dict[str, Any]] = [
-        {"name": "SPECFORGE_RUN_NAME", "value": run.name},
-        {"name": "SPECFORGE_RUN_NAMESPACE", "value": run.namespace},
-        {"name": "SPECFORGE_DEPLOYMENT_MODE", "value": run.spec.deployment_mode.value},
+        {"name": name, "value": value} for name, value in {**identity, **process.env}.items()
     ]
-    if store is not None:
-        env.append({"name": "SPECFORGE_METADATA_URL", "value": store.url})
-        if store.password_secret is not None:
-            env.append(
-                {
-                    "name": "SPECFORGE_METADATA_PASSWORD",
-                    "valueFrom": {
-                        "secretKeyRef": {"name": store.password_secret.name, "key": store.password_secret.key}
-                    },
-                }
-            )
+    if store is not None and store.password_secret is not None:
+        secret = store.password_secret
+        env.append(
+            {
+                "name": Env.METADATA_PASSWORD,
+                "valueFrom": {"secretKeyRef": {"name": secret.name, "key": secret.key}},
+            }
+        )
     return env
 
 
@@ -92,7 +115,7 @@ def pod_template(
     *,
     pool: WorkerPool,
     container_name: str,
-    command: list[str],
+    process: ProcessContract,
     labels: dict[str, str],
     restart_policy: str,
     store: MetadataStoreConnection | None,
@@ -104,8 +127,8 @@ def pod_template(
         "name": container_name,
         "image": spec.image,
         "imagePullPolicy": spec.image_pull_policy,
-        "command": command,
-        "env": _env(run, store),
+        "command": list(process.argv),
+        "env": _env(run, process, store),
         "resources": container_resources(pool.resources, pool.gpus_per_replica),
         "volumeMounts": mounts,
         "securityContext": SECURE_CONTAINER_CONTEXT,
@@ -115,6 +138,8 @@ def pod_template(
         "containers": [container],
         "volumes": volumes,
         "automountServiceAccountToken": service_account is not None,
+        # Volumes the pod writes (emptyDirs, claims) are made group-writable for the image's user.
+        "securityContext": {"fsGroup": TRAINER_UID, "fsGroupChangePolicy": "OnRootMismatch"},
     }
     optional = {
         "serviceAccountName": service_account,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from specforge_operator.api.run import SpecForgeRun
+from specforge_api.run import SpecForgeRun
+
 from specforge_operator.render.meta import ChildNames, labels
-from specforge_operator.render.pod import pod_template, producer_command
+from specforge_operator.render.pod import pod_template, producer_process_of
 from specforge_operator.render.store import MetadataStoreConnection
 from specforge_operator.workloads.batch_job import job_manifest
 
@@ -25,11 +26,17 @@ def producer_job(run: SpecForgeRun, store: MetadataStoreConnection | None) -> di
         run,
         pool=pool,
         container_name="producer",
-        command=producer_command(),
+        process=producer_process_of(run, store),
         labels=labels(run, PRODUCER_COMPONENT),
         restart_policy="Never",
         store=store,
     )
+    # Always indexed: the completion index is the producer's shard ($(JOB_COMPLETION_INDEX) in its argv).
     return job_manifest(
-        run, name=ChildNames(run.name).producers, component=PRODUCER_COMPONENT, pool=pool, template=template
+        run,
+        name=ChildNames(run.name).producers,
+        component=PRODUCER_COMPONENT,
+        pool=pool,
+        template=template,
+        indexed=True,
     )

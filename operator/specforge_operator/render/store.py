@@ -14,12 +14,15 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from specforge_operator.api.common import SecretKeyRef
-from specforge_operator.api.run import SpecForgeRun
-from specforge_operator.api.spec import ManagedRedis
+from specforge_api.common import SecretKeyRef
+from specforge_api.pod_contract import REDIS_UID, redis_server_args
+from specforge_api.run import SpecForgeRun
+from specforge_api.spec import ManagedRedis
+
 from specforge_operator.render.meta import ChildNames, object_meta, selector_labels
 
 REDIS_PORT = 6379
+DATA_DIR = "/data"
 REDIS_COMPONENT = "metadata-store"
 PASSWORD_KEY = "password"
 
@@ -96,7 +99,7 @@ def _redis_deployment(run: SpecForgeRun, redis: ManagedRedis) -> dict[str, Any]:
     meta = object_meta(run, names.redis, REDIS_COMPONENT)
     # Without an fsynced AOF the trainer's store refuses the server (strict ack durability). With
     # everysec it would have to wait on WAITAOF for the once-a-second fsync, up to a second per step.
-    args = ["--port", str(REDIS_PORT), "--appendonly", "yes", "--appendfsync", "always"]
+    args = redis_server_args(port=REDIS_PORT, data_dir=DATA_DIR)
     env = []
     if redis.auth.enabled:
         env.append(
@@ -123,12 +126,12 @@ def _redis_deployment(run: SpecForgeRun, redis: ManagedRedis) -> dict[str, Any]:
             "requests": {"cpu": redis.resources.cpu, "memory": redis.resources.memory},
             "limits": {"memory": redis.resources.memory},
         },
-        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+        "volumeMounts": [{"name": "data", "mountPath": DATA_DIR}],
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
             "runAsNonRoot": True,
-            "runAsUser": 999,
+            "runAsUser": REDIS_UID,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
@@ -146,6 +149,8 @@ def _redis_deployment(run: SpecForgeRun, redis: ManagedRedis) -> dict[str, Any]:
                     "containers": [container],
                     "volumes": [data_volume],
                     "automountServiceAccountToken": False,
+                    # A fresh claim (or emptyDir) is root-owned; the group makes it writable for Redis.
+                    "securityContext": {"fsGroup": REDIS_UID, "fsGroupChangePolicy": "OnRootMismatch"},
                 },
             },
         },

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from specforge_operator.api.run import SpecForgeRun
-from specforge_operator.api.status import Phase
+from specforge_api.run import SpecForgeRun
+from specforge_api.status import Phase
+
 from specforge_operator.status.conditions import ConditionUpdate, merge_conditions
 from specforge_operator.workloads.base import WorkloadObservation, WorkloadState
 
@@ -94,7 +95,7 @@ def derive_status(run: SpecForgeRun, observed: Observed, now: str) -> tuple[dict
     verdict = _verdict(run, observed)
     generation = run.metadata.generation
     updates = []
-    if run.spec.deployment_mode.is_durable:
+    if run.spec.deployment_mode.durable:
         updates.append(
             ConditionUpdate(
                 "StoreReady",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from specforge_operator.api.spec import DeploymentMode
+from specforge_api.spec import DeploymentMode
+
 from specforge_operator.workloads.base import TrainerWorkload, WorkloadObservation, WorkloadState
 from specforge_operator.workloads.batch_job import SinglePodJobWorkload
 from specforge_operator.workloads.pytorchjob import PyTorchJobWorkload

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from specforge_operator.api.run import SpecForgeRun
+from specforge_api.run import SpecForgeRun
+
 from specforge_operator.render.store import MetadataStoreConnection
 
 

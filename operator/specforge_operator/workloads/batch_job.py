@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from specforge_operator.api.run import SpecForgeRun
-from specforge_operator.api.spec import WorkerPool
+from specforge_api.run import SpecForgeRun
+from specforge_api.spec import WorkerPool
+
 from specforge_operator.render.meta import KUEUE_QUEUE_LABEL, ChildNames, labels, object_meta
-from specforge_operator.render.pod import pod_template, trainer_command
+from specforge_operator.render.pod import pod_template, trainer_process_of
 from specforge_operator.render.store import MetadataStoreConnection
 from specforge_operator.workloads.base import ABSENT, WorkloadObservation, WorkloadState, true_condition
 
@@ -19,9 +20,15 @@ TRAINER_COMPONENT = "trainer"
 
 
 def job_manifest(
-    run: SpecForgeRun, *, name: str, component: str, pool: WorkerPool, template: dict[str, Any]
+    run: SpecForgeRun,
+    *,
+    name: str,
+    component: str,
+    pool: WorkerPool,
+    template: dict[str, Any],
+    indexed: bool = False,
 ) -> dict[str, Any]:
-    """A Job running ``pool.replicas`` pods of ``template``, indexed when there is more than one."""
+    """A Job running ``pool.replicas`` pods of ``template``; indexed pods see ``JOB_COMPLETION_INDEX``."""
     policy = run.spec.run_policy
     extra_labels = (
         {KUEUE_QUEUE_LABEL: run.spec.scheduling.queue_name} if run.spec.scheduling.queue_name else {}
@@ -29,7 +36,7 @@ def job_manifest(
     spec: dict[str, Any] = {
         "completions": pool.replicas,
         "parallelism": pool.replicas,
-        "completionMode": "Indexed" if pool.replicas > 1 else "NonIndexed",
+        "completionMode": "Indexed" if indexed else "NonIndexed",
         "backoffLimit": policy.backoff_limit,
         "suspend": run.spec.suspend,
         "template": template,
@@ -89,7 +96,7 @@ class SinglePodJobWorkload:
             run,
             pool=run.spec.trainer,
             container_name="trainer",
-            command=trainer_command(run),
+            process=trainer_process_of(run, store),
             labels=labels(run, TRAINER_COMPONENT),
             restart_policy="Never",
             store=store,

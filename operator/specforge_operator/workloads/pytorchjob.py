@@ -1,7 +1,9 @@
 """Kubeflow training-operator PyTorchJob (kubeflow.org/v1): the trainer of durable-mode runs.
 
 One Master plus ``replicas - 1`` Workers; ``nprocPerNode`` equals the GPUs per replica (one process on
-CPU-only pods), so torchrun starts one rank per GPU. The container must be named ``pytorch`` for the
+CPU-only pods). The training-operator sets each pod's node ``RANK`` and the master's address; with more
+than one process per pod the container runs torchrun, which starts one rank per GPU
+(:func:`specforge_api.pod_contract.trainer_process`). The container must be named ``pytorch`` for the
 training-operator to inject the rendezvous environment.
 
 Ranks never restart one by one (``restartPolicy: Never``, ``backoffLimit: 0``): a rank restarted alone
@@ -15,9 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from specforge_operator.api.run import SpecForgeRun
+from specforge_api.pod_contract import processes_per_pod
+from specforge_api.run import SpecForgeRun
+
 from specforge_operator.render.meta import KUEUE_QUEUE_LABEL, ChildNames, labels, object_meta
-from specforge_operator.render.pod import pod_template, trainer_command
+from specforge_operator.render.pod import pod_template, trainer_process_of
 from specforge_operator.render.store import MetadataStoreConnection
 from specforge_operator.workloads.base import ABSENT, WorkloadObservation, WorkloadState, true_condition
 
@@ -36,7 +40,7 @@ class PyTorchJobWorkload:
             run,
             pool=trainer,
             container_name=CONTAINER_NAME,
-            command=trainer_command(run),
+            process=trainer_process_of(run, store),
             labels=labels(run, TRAINER_COMPONENT),
             restart_policy="Never",
             store=store,
@@ -72,7 +76,7 @@ class PyTorchJobWorkload:
             "kind": self.kind,
             "metadata": object_meta(run, names.trainer, TRAINER_COMPONENT, **extra_labels),
             "spec": {
-                "nprocPerNode": str(max(trainer.gpus_per_replica, 1)),
+                "nprocPerNode": str(processes_per_pod(trainer.gpus_per_replica)),
                 "runPolicy": run_policy,
                 "pytorchReplicaSpecs": replica_specs,
             },

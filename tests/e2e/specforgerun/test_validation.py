@@ -15,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 VALID = minimal_run("bad")
 HOST_FEATURES = {"volume": {"hostPath": {"path": "/tmp/features"}}}
+EMPTY_DIR = {"volume": {"emptyDir": {}}}
 
 # (case id, spec changes (None deletes a key), the field the error must name)
 MALFORMED: list[tuple[str, dict[str, Any], str]] = [
@@ -53,8 +54,18 @@ MALFORMED: list[tuple[str, dict[str, Any], str]] = [
     ),
     (
         "disaggregated-emptydir-features",
-        {"deploymentMode": "disaggregated", "producers": {}},
+        {"deploymentMode": "disaggregated", "producers": {}, "featureStore": EMPTY_DIR},
         "spec.featureStore.volume",
+    ),
+    (
+        "dataflow-two-ranks-emptydir-features",
+        {"deploymentMode": "dataflow_colocated", "trainer": {"replicas": 2}, "featureStore": EMPTY_DIR},
+        "spec.featureStore.volume",
+    ),
+    (
+        "durable-emptydir-checkpoints",
+        {"deploymentMode": "dataflow_colocated", "checkpoints": EMPTY_DIR},
+        "spec.checkpoints.volume",
     ),
     (
         "two-stores",
@@ -123,7 +134,10 @@ def test_the_valid_baseline_is_accepted_and_defaulted(
         GROUP, VERSION, namespace, PLURAL, _manifest({}, name="fine")
     )
     assert created["spec"]["training"]["epochs"] == 1
-    assert created["spec"]["featureStore"] == {"path": "/features", "volume": {"emptyDir": {}}}
+    assert created["spec"]["featureStore"] == {
+        "path": "/features",
+        "claim": {"size": "10Gi", "accessModes": ["ReadWriteOnce"]},
+    }
 
 
 def test_deployment_mode_is_immutable(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from _support.control_plane import make_ref
-from specforge_operator.api import parse_run_manifest
+from specforge_api import parse_run_manifest
 from specforge_operator.render.store import managed_redis_manifests
 from specforge_trainer.control_plane import RedisMetadataStore
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -22,11 +23,12 @@ def sleeper(name: str, seconds: float = 60, **kwargs) -> ProcessSpec:
 
 
 def alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for whoever inherited it to reap it."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
         return False
-    return True
 
 
 def test_the_run_succeeds_when_every_worker_exits_0_and_services_are_stopped(tmp_path):
@@ -83,3 +85,36 @@ def test_ctrl_c_stops_everything(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         sup.wait(timeout_s=30)
     assert all(p.poll() is not None for p in procs)
+
+
+def test_children_do_not_outlive_a_supervisor_killed_with_sigkill(tmp_path):
+    """`kill -9 specforge run` must not leave ranks writing into --out while the user reruns."""
+    pids_file = tmp_path / "pids"
+    supervisor_code = (
+        "import sys, time\n"
+        "from specforge_trainer.supervisor import ProcessSpec, Supervisor\n"
+        "from specforge_trainer.local_redis import LocalRedisServer\n"
+        f"sup = Supervisor({str(tmp_path / 'logs')!r})\n"
+        "redis = LocalRedisServer(" + repr(str(tmp_path / "redis")) + ").start()\n"
+        "procs = [sup.start(ProcessSpec(f'rank{i}', [sys.executable, '-c', 'import time; time.sleep(120)']))"
+        " for i in range(2)]\n"
+        f"open({str(pids_file)!r}, 'w').write(' '.join(str(p.pid) for p in procs) + f' {{redis.process.pid}}')\n"
+        "time.sleep(120)\n"
+    )
+    supervisor = subprocess.Popen([PY, "-c", supervisor_code])
+    try:
+        deadline = time.monotonic() + 60
+        while not (pids_file.exists() and pids_file.read_text().strip()):
+            assert time.monotonic() < deadline, "the supervisor never started its children"
+            assert supervisor.poll() is None, "the supervisor exited early"
+            time.sleep(0.05)
+        children = [int(pid) for pid in pids_file.read_text().split()]
+        assert len(children) == 3 and all(alive(pid) for pid in children)
+        supervisor.kill()
+        supervisor.wait()
+        deadline = time.monotonic() + 20
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [pid for pid in children if alive(pid)], "children outlived their supervisor"
+    finally:
+        supervisor.kill()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from _support.multiprocess_runs import write_dataset, write_manifest
-from specforge_operator.api import SpecForgeRun
+from specforge_api import SpecForgeRun
 
 ManifestFactory = Callable[..., tuple[SpecForgeRun, Path]]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from statistics import mean
 
 import pytest
-from specforge_operator.api import load_run_manifest
+from specforge_api import load_run_manifest
 from specforge_trainer.reporting.metrics_file import MetricsFile
 from specforge_trainer.runtime import build_offline_runtime
 

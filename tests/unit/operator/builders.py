@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from specforge_operator.api import SpecForgeRun, parse_run_manifest
+from specforge_api import SpecForgeRun, parse_run_manifest
 
 
 def run_manifest(mode: str = "local_colocated", name: str = "demo", **spec: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from specforge_operator.api import DeploymentMode, ManifestError, load_run_manifest, parse_run_manifest
+from specforge_api import DeploymentMode, ManifestError, load_run_manifest, parse_run_manifest
 from unit.operator.builders import run_manifest
 
 
@@ -35,6 +35,7 @@ def test_wire_form_round_trips() -> None:
     assert parse_run_manifest(run.spec_manifest()) == run
 
 
+EMPTY_DIR = {"volume": {"emptyDir": {}}}
 BAD_SPECS = [
     ({"deploymentMode": "hybrid"}, "spec.deploymentMode"),
     ({"trainer": {"replicas": 2}}, "spec.trainer.replicas"),
@@ -48,10 +49,15 @@ BAD_SPECS = [
     ({"training": {"epoch": 1}}, "spec.training.epoch"),
     ({"trainer": {"resources": {"memory": "lots"}}}, "spec.trainer.resources.memory"),
     ({"checkpoints": {"volume": {"emptyDir": {}, "hostPath": {"path": "/x"}}}}, "spec.checkpoints.volume"),
+    (
+        {"deploymentMode": "dataflow_colocated", "trainer": {"replicas": 2}, "featureStore": EMPTY_DIR},
+        "spec.featureStore.volume",
+    ),
+    ({"deploymentMode": "dataflow_colocated", "checkpoints": EMPTY_DIR}, "spec.checkpoints.volume"),
 ]
 
 
-@pytest.mark.parametrize(("spec", "field"), BAD_SPECS, ids=[field for _, field in BAD_SPECS])
+@pytest.mark.parametrize(("spec", "field"), BAD_SPECS, ids=[f"{i}-{field}" for i, (_, field) in enumerate(BAD_SPECS)])
 def test_bad_manifest_error_names_the_field(spec: dict, field: str) -> None:
     with pytest.raises(ManifestError) as caught:
         parse_run_manifest(run_manifest(**spec))
@@ -80,3 +86,8 @@ def test_load_run_manifest_reads_one_document(tmp_path: Path) -> None:
         load_run_manifest(path)
     with pytest.raises(ManifestError, match="<file>"):
         load_run_manifest(tmp_path / "missing.yaml")
+
+
+def test_one_trainer_replica_of_a_durable_run_may_keep_features_in_an_empty_dir() -> None:
+    run = parse_run_manifest(run_manifest("dataflow_colocated", featureStore=EMPTY_DIR))
+    assert run.spec.feature_store.volume is not None

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from pydantic import Field
+from specforge_api.base import ApiModel
 from specforge_operator import crd
-from specforge_operator.api.base import ApiModel
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CHECKED_IN = REPO_ROOT / "crds" / crd.CRD_FILE_NAME
@@ -60,7 +60,10 @@ def test_schema_carries_bounds_enums_defaults_and_cel() -> None:
     assert training["learningRate"]["exclusiveMinimum"] is True
     rules = [rule["rule"] for rule in spec["x-kubernetes-validations"]]
     assert "self.deploymentMode != 'local_colocated' || self.trainer.replicas == 1" in rules
-    assert spec["properties"]["featureStore"]["default"] == {"volume": {"emptyDir": {}}, "path": "/features"}
+    assert spec["properties"]["featureStore"]["default"] == {
+        "claim": {"accessModes": ["ReadWriteOnce"], "size": "10Gi"},
+        "path": "/features",
+    }
     assert spec["required"] == ["deploymentMode", "targetModel", "dataset"]
 
 

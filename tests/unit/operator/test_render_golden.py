@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from specforge_operator.api import SpecForgeRun, load_run_manifest
+from specforge_api import SpecForgeRun, load_run_manifest
 from specforge_operator.render import plan_children
 from specforge_operator.render.store import redis_auth_secret
 from specforge_operator.yaml_output import dump_yaml_all

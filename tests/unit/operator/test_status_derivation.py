@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from specforge_operator.api import Phase, SpecForgeRun
-from specforge_operator.api.status import SpecForgeRunStatus
+from specforge_api import Phase, SpecForgeRun
+from specforge_api.status import SpecForgeRunStatus
 from specforge_operator.status import Observed, derive_status
 from specforge_operator.workloads.base import ABSENT, WorkloadObservation, WorkloadState
 from unit.operator.builders import build_run

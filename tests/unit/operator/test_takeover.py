@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from specforge_operator.api.status import Phase
+from specforge_api.status import Phase
 from specforge_operator.takeover import is_listing_event, status_may_be_stale
 
 

@@ -79,7 +79,7 @@ def test_trainer_settings_refuse_a_zero_unroll(tmp_path: Path) -> None:
 
 def test_unknown_deployment_mode_is_refused_by_the_runtime_builder(tmp_path: Path) -> None:
     import torch
-    from specforge_operator.api import load_run_manifest
+    from specforge_api import load_run_manifest
     from specforge_trainer.distributed import ParallelContext
     from specforge_trainer.runtime import build_offline_runtime
 

@@ -3,9 +3,10 @@
 Standard library (plus redis-py for :class:`RedisMetadataStore`, imported on first use) — never torch.
 """
 
+from specforge_api.modes import DeploymentMode
+
 from .backpressure import Backpressure
 from .controller import ControlPlaneStatus, DataFlowController, FeatureStore, ReconcileReport
-from .modes import DeploymentMode
 from .queue import SampleRefQueue, shard_of
 from .records import SCHEMA_VERSION, FeatureSpec, SampleRef, TensorInRefError, assert_no_tensors
 from .resolve import resolve_control_plane

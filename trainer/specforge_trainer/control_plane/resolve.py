@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
+from specforge_api.modes import DeploymentMode
+
 from .controller import DataFlowController
-from .modes import DeploymentMode
 from .stores.base import MetadataStore
 from .stores.memory import InMemoryMetadataStore
 from .stores.noop import NoOpMetadataStore

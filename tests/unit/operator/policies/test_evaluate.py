@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from specforge_operator.api.status import Phase, SpecForgeRunStatus
+from specforge_api.status import Phase, SpecForgeRunStatus
 from specforge_operator.policies.evaluate import PolicyInputs, PolicyOutcome, evaluate_policies
 from specforge_operator.policies.schedulability import Schedulability
 from specforge_operator.workloads.base import WorkloadObservation, WorkloadState

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from specforge_operator.api.run import SpecForgeRun
+from specforge_api.run import SpecForgeRun
 
 
 class ManifestError(ValueError):

@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from specforge_operator.api.base import ApiModel, CrossFieldRule, cel_exactly_one_set, exactly_one_set
-from specforge_operator.api.common import (
+from specforge_api.base import ApiModel, CrossFieldRule, cel_exactly_one_set, exactly_one_set
+from specforge_api.common import (
     AbsolutePath,
     LocalObjectReference,
     Quantity,
@@ -21,21 +21,12 @@ from specforge_operator.api.common import (
     SecretKeyRef,
     Toleration,
     VolumeSource,
-    scratch_volume,
 )
+from specforge_api.modes import DeploymentMode
 
 
-class DeploymentMode(StrEnum):
-    """How features reach the trainer, and which metadata store keeps their refs."""
-
-    LOCAL_COLOCATED = "local_colocated"
-    DATAFLOW_COLOCATED = "dataflow_colocated"
-    DISAGGREGATED = "disaggregated"
-
-    @property
-    def is_durable(self) -> bool:
-        """True when the mode acknowledges samples in a durable metadata store."""
-        return self is not DeploymentMode.LOCAL_COLOCATED
+def _is_empty_dir(volume: VolumeSource | None) -> bool:
+    return volume is not None and volume.empty_dir is not None
 
 
 class FeatureMode(StrEnum):
@@ -122,7 +113,11 @@ class WorkerPool(ApiModel):
 
     replicas: int = Field(default=1, ge=1, le=1024, description="Number of pods.")
     gpus_per_replica: int = Field(
-        default=0, ge=0, le=16, description="nvidia.com/gpu per pod (also the processes per pod)."
+        default=0,
+        ge=0,
+        le=16,
+        description="nvidia.com/gpu per pod; also the ranks per pod (torchrun starts one per GPU; a CPU-only "
+        "pod runs one).",
     )
     resources: Resources = Field(default_factory=Resources, description="CPU and memory per pod.")
     node_selector: dict[str, str] = Field(
@@ -208,10 +203,34 @@ class MetadataStoreSpec(ApiModel):
     )
 
 
+class ClaimTemplate(ApiModel):
+    """The PersistentVolumeClaim a durable-mode run creates (and deletes with itself) when `volume` is unset."""
+
+    size: Quantity = Field(default="10Gi", description="Requested storage, e.g. 100Gi.")
+    storage_class_name: str | None = Field(
+        default=None, max_length=253, description="StorageClass of the claim; unset uses the cluster default."
+    )
+    access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]] = Field(
+        default_factory=lambda: ["ReadWriteOnce"],
+        min_length=1,
+        max_length=3,
+        description="Access modes of the claim. Pods of a run share it, so a run spread over several "
+        "nodes needs ReadWriteMany (and a StorageClass that provides it).",
+    )
+
+
 class MountedStorage(ApiModel):
     """A directory the trainer writes, on a volume."""
 
-    volume: VolumeSource = Field(default_factory=scratch_volume, description="The volume to mount.")
+    volume: VolumeSource | None = Field(
+        default=None,
+        description="The volume to mount. Unset: in the durable modes a PersistentVolumeClaim the run creates "
+        "from `claim` (it outlives pods, so restarts resume, and is deleted with the run); in "
+        "local_colocated an emptyDir.",
+    )
+    claim: ClaimTemplate = Field(
+        default_factory=ClaimTemplate, description="The claim created when `volume` is unset (durable modes)."
+    )
     path: AbsolutePath = Field(description="Mount path inside the pods.")
 
 
@@ -337,19 +356,35 @@ class SpecForgeRunSpec(ApiModel):
             field="producers",
         ),
         CrossFieldRule(
-            cel="self.deploymentMode != 'disaggregated' || "
-            "(has(self.featureStore) && !has(self.featureStore.volume.emptyDir))",
-            message="disaggregated producers and trainers share features: use a PVC or hostPath, not emptyDir",
-            holds=lambda s: (
-                s.deployment_mode != DeploymentMode.DISAGGREGATED or s.feature_store.volume.empty_dir is None
-            ),
+            cel="!(self.deploymentMode == 'disaggregated' || "
+            "(self.deploymentMode == 'dataflow_colocated' && self.trainer.replicas > 1)) || "
+            "!has(self.featureStore) || !has(self.featureStore.volume) || "
+            "!has(self.featureStore.volume.emptyDir)",
+            message="several pods share features (disaggregated, or dataflow_colocated with more than one "
+            "trainer replica): leave featureStore.volume unset (the run creates a claim) or use a PVC, "
+            "not emptyDir",
+            holds=lambda s: not s.features_shared_between_pods() or not _is_empty_dir(s.feature_store.volume),
             field="featureStore.volume",
+        ),
+        CrossFieldRule(
+            cel="self.deploymentMode == 'local_colocated' || !has(self.checkpoints) || "
+            "!has(self.checkpoints.volume) || !has(self.checkpoints.volume.emptyDir)",
+            message="durable modes resume from checkpoints after a pod is replaced: leave checkpoints.volume "
+            "unset (the run creates a claim) or use a PVC, not emptyDir",
+            holds=lambda s: not s.deployment_mode.durable or not _is_empty_dir(s.checkpoints.volume),
+            field="checkpoints.volume",
         ),
     )
 
+    def features_shared_between_pods(self) -> bool:
+        """Whether more than one pod reads the feature store (so it must be one shared volume)."""
+        return self.deployment_mode.uses_producers or (
+            self.deployment_mode.durable and self.trainer.replicas > 1
+        )
+
     def effective_metadata_store(self) -> MetadataStoreSpec | None:
         """The store the run uses: none for local_colocated, a default managed Redis when left unset."""
-        if not self.deployment_mode.is_durable:
+        if not self.deployment_mode.durable:
             return None
         return self.metadata_store or MetadataStoreSpec(managed=ManagedRedis())
 

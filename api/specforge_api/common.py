@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from specforge_operator.api.base import ApiModel, CrossFieldRule, cel_exactly_one_set, exactly_one_set
+from specforge_api.base import ApiModel, CrossFieldRule, cel_exactly_one_set, exactly_one_set
 
 QUANTITY_PATTERN = r"^([+]?[0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

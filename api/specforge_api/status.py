@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from specforge_operator.api.base import ApiModel
+from specforge_api.base import ApiModel
 
 
 class Phase(StrEnum):

@@ -3,10 +3,10 @@
 Importable with only pydantic and PyYAML installed.
 """
 
-from specforge_operator.api.common import Resources, Toleration, VolumeSource
-from specforge_operator.api.manifest import ManifestError, load_run_manifest, parse_run_manifest
-from specforge_operator.api.run import API_VERSION, GROUP, KIND, PLURAL, VERSION, ObjectMeta, SpecForgeRun
-from specforge_operator.api.spec import (
+from specforge_api.common import Resources, Toleration, VolumeSource
+from specforge_api.manifest import ManifestError, load_run_manifest, parse_run_manifest
+from specforge_api.run import API_VERSION, GROUP, KIND, PLURAL, VERSION, ObjectMeta, SpecForgeRun
+from specforge_api.spec import (
     DatasetSource,
     DeploymentMode,
     FeatureMode,
@@ -15,7 +15,7 @@ from specforge_operator.api.spec import (
     TargetModelSource,
     TrainingConfig,
 )
-from specforge_operator.api.status import Condition, Phase, Progress, SpecForgeRunStatus
+from specforge_api.status import Condition, Phase, Progress, SpecForgeRunStatus
 
 __all__ = [
     "API_VERSION",

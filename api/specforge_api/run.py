@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from specforge_operator.api.base import ApiModel
-from specforge_operator.api.spec import SpecForgeRunSpec
-from specforge_operator.api.status import SpecForgeRunStatus
+from specforge_api.base import ApiModel
+from specforge_api.spec import SpecForgeRunSpec
+from specforge_api.status import SpecForgeRunStatus
 
 GROUP = "specforge.io"
 VERSION = "v1alpha1"

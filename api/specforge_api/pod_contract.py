@@ -1,0 +1,149 @@
+"""The pod contract: the argv and env each process of a run gets, for pods and local runs alike.
+
+The operator renders pods from these descriptions and ``specforge run`` starts local processes from
+the same ones, so a laptop run and a cluster run start the same processes. A description may name
+per-replica values as Kubernetes ``$(VAR)`` references (the rank a training workload injects, the
+completion index of an indexed Job); the kubelet expands them in a pod, :func:`expand_references`
+does the same for a local process, given the env the workload would inject (:func:`workload_env`).
+
+Standard library only, so every side imports it cheaply.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from specforge_api.modes import DeploymentMode
+
+CONFIG_DIR = "/etc/specforge"
+CONFIG_FILE = f"{CONFIG_DIR}/run.yaml"
+TRAINER_UID = 10001  # the trainer image's user (Dockerfile); volumes are made writable for its group
+REDIS_UID = 999  # the uid redis images run as
+
+
+class Env:
+    """Environment variables of the contract. The first group is set by whoever starts the process."""
+
+    # Only pods get these: they identify the run whose status rank 0 patches (no local process reports).
+    RUN_NAME = "SPECFORGE_RUN_NAME"
+    RUN_NAMESPACE = "SPECFORGE_RUN_NAMESPACE"
+    DEPLOYMENT_MODE = "SPECFORGE_DEPLOYMENT_MODE"
+    METADATA_URL = "SPECFORGE_METADATA_URL"
+    METADATA_PASSWORD = "SPECFORGE_METADATA_PASSWORD"
+    MAX_UNACKED_REFS = "SPECFORGE_MAX_UNACKED_REFS"
+    STORE_WAIT_S = "SPECFORGE_STORE_WAIT_S"
+    # Injected by the platform: a training workload (PyTorchJob's Master/Worker pods), torchrun, an
+    # indexed batch Job. The local launcher injects the same names (workload_env).
+    RANK = "RANK"
+    LOCAL_RANK = "LOCAL_RANK"
+    WORLD_SIZE = "WORLD_SIZE"
+    MASTER_ADDR = "MASTER_ADDR"
+    MASTER_PORT = "MASTER_PORT"
+    JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
+
+
+@dataclass(frozen=True)
+class ProcessContract:
+    """One process: its argv (``$(VAR)`` references allowed) and the env it is given literally."""
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+def ref(name: str) -> str:
+    return f"$({name})"
+
+
+def processes_per_pod(gpus_per_replica: int) -> int:
+    """One rank per GPU; a CPU-only pod runs one rank."""
+    return max(gpus_per_replica, 1)
+
+
+def trainer_world_size(replicas: int, gpus_per_replica: int) -> int:
+    return replicas * processes_per_pod(gpus_per_replica)
+
+
+def _base_env(mode: DeploymentMode, metadata_url: str | None) -> dict[str, str]:
+    env = {Env.DEPLOYMENT_MODE: mode.value}
+    if metadata_url is not None:
+        env[Env.METADATA_URL] = metadata_url
+    return env
+
+
+def trainer_process(
+    *,
+    mode: DeploymentMode,
+    replicas: int,
+    gpus_per_replica: int,
+    config: str,
+    out: str,
+    feature_store: str,
+    metadata_url: str | None,
+) -> ProcessContract:
+    """A trainer pod: ``specforge train`` itself, or torchrun starting one rank per GPU of the pod.
+
+    Under torchrun the pod's rank (``RANK``, the node rank a training workload injects) and the master's
+    address become torchrun's node rank and rendezvous; torchrun then gives each of its ranks ``RANK``,
+    ``LOCAL_RANK`` and ``WORLD_SIZE``.
+    """
+    train = ("train", "--config", config, "--out", out, "--feature-store", feature_store)
+    env = _base_env(mode, metadata_url)
+    nproc = processes_per_pod(gpus_per_replica)
+    if nproc == 1:
+        env[Env.LOCAL_RANK] = "0"
+        return ProcessContract(("specforge", *train), env)
+    torchrun = (
+        "python", "-m", "torch.distributed.run",
+        "--nnodes", str(replicas),
+        "--nproc-per-node", str(nproc),
+        "--node-rank", ref(Env.RANK),
+        "--master-addr", ref(Env.MASTER_ADDR),
+        "--master-port", ref(Env.MASTER_PORT),
+        "-m", "specforge_trainer.cli",
+    )  # fmt: skip
+    return ProcessContract((*torchrun, *train), env)
+
+
+def producer_process(
+    *,
+    replicas: int,
+    trainer_world_size: int,
+    config: str,
+    feature_store: str,
+    metadata_url: str | None,
+) -> ProcessContract:
+    """A feature producer: its shard is its index in the indexed Job, one shard per replica."""
+    argv = (
+        "specforge", "produce", "--config", config, "--feature-store", feature_store,
+        "--shard-index", ref(Env.JOB_COMPLETION_INDEX),
+        "--num-shards", str(replicas),
+        "--trainer-world-size", str(trainer_world_size),
+    )  # fmt: skip
+    return ProcessContract(argv, _base_env(DeploymentMode.DISAGGREGATED, metadata_url))
+
+
+def redis_server_args(*, port: int, data_dir: str) -> list[str]:
+    """The metadata store: an append-only file fsynced before every reply (the strict ack durability)."""
+    return ["--port", str(port), "--dir", data_dir, "--appendonly", "yes", "--appendfsync", "always"]
+
+
+def workload_env(
+    *, pod_index: int, replicas: int, gpus_per_replica: int, master_addr: str, master_port: int
+) -> dict[str, str]:
+    """What a training workload injects into trainer pod ``pod_index`` (as PyTorchJob v1 does)."""
+    return {
+        Env.RANK: str(pod_index),
+        Env.WORLD_SIZE: str(trainer_world_size(replicas, gpus_per_replica)),
+        Env.MASTER_ADDR: master_addr,
+        Env.MASTER_PORT: str(master_port),
+    }
+
+
+_REFERENCE = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def expand_references(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """``$(VAR)`` → its value, as the kubelet expands a container's args; unknown names stay as written."""
+    return [_REFERENCE.sub(lambda m: env.get(m.group(1), m.group(0)), arg) for arg in argv]

@@ -1,0 +1,3 @@
+module specforge-k8s.local/pause
+
+go 1.26
