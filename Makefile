@@ -71,6 +71,14 @@ cluster-binaries: ## Build (or reuse from ~/.cache) the local Kubernetes control
 cluster-up: cluster-binaries ## Start the local control plane (etcd, apiserver, KWOK GPU nodes, training-operator); idempotent
 	@hack/cluster.sh up
 
+.PHONY: operator-install
+operator-install: cluster-binaries ## helm install the operator chart (image from `make images`) into $$KUBECONFIG's cluster
+	hack/operator-install.sh
+
+.PHONY: operator-uninstall
+operator-uninstall: cluster-binaries ## helm uninstall the operator chart
+	hack/operator-install.sh --uninstall
+
 .PHONY: cluster-down
 cluster-down: ## Stop the local control plane and delete its state (no process or port left)
 	@hack/cluster.sh down

@@ -1,0 +1,63 @@
+"""Faults with real pods: a trainer pod, the Redis pod (persistence on) and a producer pod are deleted
+mid-run; the run still succeeds, every (epoch, sample) is acked exactly once at the step the schedule
+trains it, the final weights equal a fault-free laptop run's, and no child exists twice."""
+
+from __future__ import annotations
+
+import time
+
+from _support.multiprocess_runs import scheduled_ack_steps
+from e2e.conftest import wait_for
+from e2e.realpods.conftest import kubectl_apply, load_example, newest_weights, train_on_host
+from e2e.realpods.test_modes_in_real_pods import CHAT_MINI, SHORT, _acked_steps
+from specforge_api import parse_run_manifest
+
+
+def _step(real_runs, name: str) -> int:
+    return ((real_runs.get(name).get("status") or {}).get("progress") or {}).get("step", 0)
+
+
+def _delete_one(real_runs, name: str, component: str) -> str:
+    pods = [p for p in real_runs.pods(name, component) if p.status.phase == "Running"]
+    assert pods, f"no running {component} pod of {name} to delete"
+    real_runs.core.delete_namespaced_pod(pods[0].metadata.name, real_runs.namespace, grace_period_seconds=0)
+    return pods[0].metadata.name
+
+
+def test_deleted_trainer_redis_and_producer_pods_cost_nothing(real_runs, real_node, tmp_path):
+    manifest = load_example(
+        "disaggregated.yaml",
+        training={**SHORT, "checkpointInterval": 10},
+        trainer={"replicas": 2, "gpusPerReplica": 1},
+        metadataStore={"managed": {"persistence": {"enabled": True, "size": "1Gi"}}},
+    )
+    manifest["metadata"]["name"] = "faults"
+    kubectl_apply(manifest, real_runs.namespace)
+
+    # A producer while producers stream, then a trainer rank and Redis once training is under way.
+    wait_for(lambda: [p for p in real_runs.pods("faults", "producer") if p.status.phase == "Running"],
+             "a running producer pod", timeout=600, interval=1)  # fmt: skip
+    wait_for(lambda: _step(real_runs, "faults") >= 5, "the first steps", timeout=600, interval=1)
+    _delete_one(real_runs, "faults", "producer")
+    wait_for(lambda: _step(real_runs, "faults") >= 12, "steps after a checkpoint", timeout=600, interval=1)
+    _delete_one(real_runs, "faults", "trainer")
+    _delete_one(real_runs, "faults", "metadata-store")
+    time.sleep(1)  # let the deletions land before watching for the outcome
+
+    run = real_runs.wait_finished("faults")
+    assert run["status"].get("restarts", 0) >= 1, run["status"]
+    progress = run["status"]["progress"]
+    assert progress["step"] == progress["totalSteps"], progress
+    # No child twice: one Redis pod, one producer pod per index that succeeded, the last trainer set only.
+    redis_pods = [
+        p for p in real_runs.pods("faults", "metadata-store") if p.metadata.deletion_timestamp is None
+    ]
+    assert len(redis_pods) == 1
+    succeeded = [p for p in real_runs.pods("faults", "producer") if p.status.phase == "Succeeded"]
+    indices = [p.metadata.annotations["batch.kubernetes.io/job-completion-index"] for p in succeeded]
+    assert sorted(indices) == ["0", "1"]
+
+    expected = scheduled_ack_steps(parse_run_manifest(manifest), CHAT_MINI, world_size=2)
+    assert _acked_steps(real_runs, "faults") == expected
+    host = train_on_host(manifest, tmp_path / "host")
+    assert newest_weights(real_runs.claim_dir("faults-checkpoints")) == host
