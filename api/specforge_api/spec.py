@@ -203,6 +203,9 @@ class MetadataStoreSpec(ApiModel):
     )
 
 
+AccessMode = Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]
+
+
 class ClaimTemplate(ApiModel):
     """The PersistentVolumeClaim a durable-mode run creates (and deletes with itself) when `volume` is unset."""
 
@@ -210,8 +213,8 @@ class ClaimTemplate(ApiModel):
     storage_class_name: str | None = Field(
         default=None, max_length=253, description="StorageClass of the claim; unset uses the cluster default."
     )
-    access_modes: list[Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"]] = Field(
-        default_factory=lambda: ["ReadWriteOnce"],
+    access_modes: list[AccessMode] = Field(
+        default_factory=lambda: list[AccessMode](["ReadWriteOnce"]),
         min_length=1,
         max_length=3,
         description="Access modes of the claim. Pods of a run share it, so a run spread over several "

@@ -26,6 +26,7 @@ from specforge_api.status import Phase, SpecForgeRunStatus
 
 from specforge_operator.kube import RESOURCE_PLURALS, KubeApi
 from specforge_operator.metrics import RunCensus, record_child_created
+from specforge_operator.plan import ChildKey, ChildrenPlan, child_key, plan_children
 from specforge_operator.policies.evaluate import PolicyInputs, PolicyOutcome, evaluate_policies
 from specforge_operator.policies.queueing import (
     SuspendOwnership,
@@ -40,7 +41,6 @@ from specforge_operator.policies.schedulability import (
     Schedulability,
     pod_schedulability,
 )
-from specforge_operator.render import ChildKey, ChildrenPlan, child_key, plan_children
 from specforge_operator.render.meta import COMPONENT_LABEL, RUN_LABEL, ChildNames
 from specforge_operator.render.producers import PRODUCER_COMPONENT
 from specforge_operator.render.store import redis_auth_secret, store_is_ready

@@ -16,8 +16,6 @@ from typing import Any
 from specforge_api.run import SpecForgeRun
 from specforge_api.status import Phase
 
-# render first: render and workloads import each other, and only this order resolves.
-import specforge_operator.render  # noqa: F401
 from specforge_operator.policies.deadlines import active_deadline_failure, pre_running_deadline_failure
 from specforge_operator.policies.queueing import (
     QUEUE_ADMITTED_CONDITION,

@@ -10,10 +10,10 @@ from typing import Any
 
 from specforge_api.run import SpecForgeRun
 
+from specforge_operator.render.job import job_manifest
 from specforge_operator.render.meta import ChildNames, labels
 from specforge_operator.render.pod import pod_template, producer_process_of
 from specforge_operator.render.store import MetadataStoreConnection
-from specforge_operator.workloads.batch_job import job_manifest
 
 PRODUCER_COMPONENT = "producer"
 

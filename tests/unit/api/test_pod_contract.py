@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from specforge_api.pod_contract import CONFIG_FILE, Env, expand_references, workload_env
-from specforge_operator.render import plan_children
+from specforge_operator.plan import plan_children
 from specforge_operator.render.producers import producer_job
 from specforge_operator.render.store import store_connection
 from specforge_operator.workloads import workload_for

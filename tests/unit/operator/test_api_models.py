@@ -57,7 +57,9 @@ BAD_SPECS = [
 ]
 
 
-@pytest.mark.parametrize(("spec", "field"), BAD_SPECS, ids=[f"{i}-{field}" for i, (_, field) in enumerate(BAD_SPECS)])
+@pytest.mark.parametrize(
+    ("spec", "field"), BAD_SPECS, ids=[f"{i}-{field}" for i, (_, field) in enumerate(BAD_SPECS)]
+)
 def test_bad_manifest_error_names_the_field(spec: dict, field: str) -> None:
     with pytest.raises(ManifestError) as caught:
         parse_run_manifest(run_manifest(**spec))

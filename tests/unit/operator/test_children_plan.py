@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from specforge_operator.render import plan_children
+from specforge_operator.plan import plan_children
 from unit.operator.builders import build_run
 
 

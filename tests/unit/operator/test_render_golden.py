@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from specforge_api import SpecForgeRun, load_run_manifest
-from specforge_operator.render import plan_children
+from specforge_operator.plan import plan_children
 from specforge_operator.render.store import redis_auth_secret
 from specforge_operator.yaml_output import dump_yaml_all
 from unit.operator.builders import build_run

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from specforge_operator.plan import plan_children
 from specforge_operator.policies.queueing import (
     SuspendOwnership,
     suspend_ownership,
     with_suspend,
     workload_suspended,
 )
-from specforge_operator.render import plan_children
 from unit.operator.builders import build_run
 
 # (queue, spec.suspend, workload exists) → ownership

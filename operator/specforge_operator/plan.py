@@ -1,0 +1,60 @@
+"""The plan: the children a run should have right now (spec → manifests), as a pure function.
+
+The plan says what to apply (in order), what the run may own at all (so anything else it owns can be
+pruned), and what it is waiting for: in durable modes with a managed Redis, the trainer workload and the
+producers are held back until the store is ready, so no GPU pod idles while Redis starts. A finished run
+gets no workload re-applied, so a Job removed by its TTL is not started again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from specforge_api.run import SpecForgeRun
+
+from specforge_operator.render.config import progress_rbac, run_config_map
+from specforge_operator.render.meta import ChildNames
+from specforge_operator.render.producers import producer_job
+from specforge_operator.render.storage import storage_claims
+from specforge_operator.render.store import MetadataStoreConnection, managed_redis_manifests, store_connection
+from specforge_operator.workloads import workload_for
+
+ChildKey = tuple[str, str, str]  # (apiVersion, kind, name)
+
+
+def child_key(manifest: dict[str, Any]) -> ChildKey:
+    return manifest["apiVersion"], manifest["kind"], manifest["metadata"]["name"]
+
+
+@dataclass(frozen=True)
+class ChildrenPlan:
+    to_apply: list[dict[str, Any]]
+    # Everything this spec may own, applied now or later; owned objects outside it are pruned.
+    allowed: set[ChildKey]
+    store: MetadataStoreConnection | None
+    # Name of the generated password Secret to create once (never re-applied), when the run needs one.
+    auth_secret: str | None = None
+    waiting_for: str | None = None
+    held_back: list[dict[str, Any]] = field(default_factory=list)
+
+
+def plan_children(run: SpecForgeRun, *, store_ready: bool, finished: bool) -> ChildrenPlan:
+    store = store_connection(run)
+    base = [run_config_map(run), *progress_rbac(run), *storage_claims(run)]
+    auth_secret = None
+    if store is not None and store.managed is not None:
+        base += managed_redis_manifests(run, store.managed)
+        if store.managed.auth.enabled:
+            auth_secret = ChildNames(run.name).redis_auth
+    gated = [workload_for(run.spec.deployment_mode).render(run, store)]
+    if run.spec.producers is not None:
+        gated.append(producer_job(run, store))
+    allowed = {child_key(manifest) for manifest in base + gated}
+    if auth_secret is not None:
+        allowed.add(("v1", "Secret", auth_secret))
+    if finished:
+        return ChildrenPlan(base, allowed, store, auth_secret)
+    if store is not None and store.managed is not None and not store_ready:
+        return ChildrenPlan(base, allowed, store, auth_secret, waiting_for="metadata store", held_back=gated)
+    return ChildrenPlan(base + gated, allowed, store, auth_secret)
