@@ -18,7 +18,7 @@ from specforge_operator.render.meta import ChildNames
 from specforge_operator.render.producers import producer_job
 from specforge_operator.render.storage import storage_claims
 from specforge_operator.render.store import MetadataStoreConnection, managed_redis_manifests, store_connection
-from specforge_operator.workloads import workload_for
+from specforge_operator.workloads import TrainerWorkload, workload_for
 
 ChildKey = tuple[str, str, str]  # (apiVersion, kind, name)
 
@@ -29,6 +29,9 @@ def child_key(manifest: dict[str, Any]) -> ChildKey:
 
 @dataclass(frozen=True)
 class ChildrenPlan:
+    # What runs the trainer ranks, decided once per reconcile from the mode.
+    workload: TrainerWorkload
+    trainer_key: ChildKey
     to_apply: list[dict[str, Any]]
     # Everything this spec may own, applied now or later; owned objects outside it are pruned.
     allowed: set[ChildKey]
@@ -47,14 +50,19 @@ def plan_children(run: SpecForgeRun, *, store_ready: bool, finished: bool) -> Ch
         base += managed_redis_manifests(run, store.managed)
         if store.managed.auth.enabled:
             auth_secret = ChildNames(run.name).redis_auth
-    gated = [workload_for(run.spec.deployment_mode).render(run, store)]
+    workload = workload_for(run.spec.deployment_mode)
+    trainer = workload.render(run, store)
+    gated = [trainer]
     if run.spec.producers is not None:
         gated.append(producer_job(run, store))
     allowed = {child_key(manifest) for manifest in base + gated}
     if auth_secret is not None:
         allowed.add(("v1", "Secret", auth_secret))
+    decided = (workload, child_key(trainer))
     if finished:
-        return ChildrenPlan(base, allowed, store, auth_secret)
+        return ChildrenPlan(*decided, base, allowed, store, auth_secret)
     if store is not None and store.managed is not None and not store_ready:
-        return ChildrenPlan(base, allowed, store, auth_secret, waiting_for="metadata store", held_back=gated)
-    return ChildrenPlan(base + gated, allowed, store, auth_secret)
+        return ChildrenPlan(
+            *decided, base, allowed, store, auth_secret, waiting_for="metadata store", held_back=gated
+        )
+    return ChildrenPlan(*decided, base + gated, allowed, store, auth_secret)

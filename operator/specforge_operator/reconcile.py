@@ -46,7 +46,6 @@ from specforge_operator.render.producers import PRODUCER_COMPONENT
 from specforge_operator.render.store import redis_auth_secret, store_is_ready
 from specforge_operator.status import Event, Observed, derive_status
 from specforge_operator.status.derive import operator_fields
-from specforge_operator.workloads import workload_for
 from specforge_operator.workloads.base import WorkloadObservation, WorkloadState
 from specforge_operator.workloads.batch_job import observe_job
 
@@ -123,7 +122,7 @@ class Reconciler:
         plan = plan_children(run, store_ready=False, finished=finished)
         leftover_ranks = self._leftover_ranks(run)
         if leftover_ranks:  # a gang restart starts no rank while any rank of the failed workload remains
-            plan = self._without_trainer_workload(run, plan)
+            plan = self._without_trainer_workload(plan)
         existing: dict[ChildKey, dict[str, Any]] = {}
         if plan.auth_secret is not None:
             existing[("v1", "Secret", plan.auth_secret)] = self._ensure_auth_secret(run)
@@ -147,7 +146,7 @@ class Reconciler:
             events = []  # apply warnings are news once per spec change, not on every resync
         observed = self._observe(run, plan, existing, store_ready)
         now = self._clock()
-        outcome = self._evaluate_policies(run, observed, existing, now, leftover_ranks)
+        outcome = self._evaluate_policies(run, plan, observed, existing, now, leftover_ranks)
         if outcome.delete_run:
             self._kube.delete(API_VERSION, KIND, run.namespace, run.name)
             return ReconcileResult(run, {}, [], False)
@@ -164,7 +163,9 @@ class Reconciler:
             self._kube.patch_run_status(run.namespace, run.name, status)
         self._written[run.metadata.uid or ""] = json.dumps(status, separators=(",", ":"))
         self._census.observe(run.metadata.uid or "", status["phase"], run.spec.deployment_mode.value)
-        self._carry_out(run, outcome)  # after the status write, so a restart is counted before it happens
+        self._carry_out(
+            run, plan, outcome
+        )  # after the status write, so a restart is counted before it happens
         return ReconcileResult(run, status, events + derived_events + list(outcome.events), written)
 
     def _leftover_ranks(self, run: SpecForgeRun) -> int:
@@ -175,9 +176,8 @@ class Reconciler:
         return len(self._kube.list("v1", "Pod", run.namespace, selector))
 
     @staticmethod
-    def _without_trainer_workload(run: SpecForgeRun, plan: ChildrenPlan) -> ChildrenPlan:
-        workload = workload_for(run.spec.deployment_mode)
-        trainer = (workload.api_version, workload.kind, ChildNames(run.name).trainer)
+    def _without_trainer_workload(plan: ChildrenPlan) -> ChildrenPlan:
+        trainer = plan.trainer_key
         return dataclasses.replace(
             plan,
             to_apply=[m for m in plan.to_apply if child_key(m) != trainer],
@@ -187,13 +187,13 @@ class Reconciler:
     def _evaluate_policies(
         self,
         run: SpecForgeRun,
+        plan: ChildrenPlan,
         observed: Observed,
         existing: dict[ChildKey, dict[str, Any]],
         now: str,
         leftover_ranks: int,
     ) -> PolicyOutcome:
-        workload_api = workload_for(run.spec.deployment_mode)
-        workload = existing.get((workload_api.api_version, workload_api.kind, ChildNames(run.name).trainer))
+        workload = existing.get(plan.trainer_key)
         metadata = (workload or {}).get("metadata") or {}
         created = metadata.get("creationTimestamp")
         return evaluate_policies(
@@ -202,7 +202,7 @@ class Reconciler:
                 workload=observed.workload,
                 workload_uid=metadata.get("uid"),
                 workload_created=datetime.fromisoformat(created) if created else None,
-                gang_restarts=workload_api.kind == "PyTorchJob",
+                gang_restarts=plan.workload.gang_restarts,
                 failure_detail=observed.pod_failure or "",
                 leftover_ranks=leftover_ranks,
                 workload_suspended=workload_suspended(workload),
@@ -222,18 +222,12 @@ class Reconciler:
             return None
         return pod_schedulability(self._kube.list("v1", "Pod", run.namespace, f"{RUN_LABEL}={run.name}"))
 
-    def _carry_out(self, run: SpecForgeRun, outcome: PolicyOutcome) -> None:
+    def _carry_out(self, run: SpecForgeRun, plan: ChildrenPlan, outcome: PolicyOutcome) -> None:
         names = ChildNames(run.name)
-        workload_api = workload_for(run.spec.deployment_mode)
         if outcome.delete_trainer_workload or outcome.stop_workloads:
             # Foreground: the workload goes only after its pods, so no old rank overlaps a new one.
-            self._kube.delete(
-                workload_api.api_version,
-                workload_api.kind,
-                run.namespace,
-                names.trainer,
-                propagation="Foreground",
-            )
+            api_version, kind, name = plan.trainer_key
+            self._kube.delete(api_version, kind, run.namespace, name, propagation="Foreground")
         if outcome.stop_workloads and run.spec.producers is not None:
             self._kube.delete("batch/v1", "Job", run.namespace, names.producers)
 
@@ -303,10 +297,7 @@ class Reconciler:
         store_ready: bool,
     ) -> Observed:
         names = ChildNames(run.name)
-        workload_api = workload_for(run.spec.deployment_mode)
-        workload = workload_api.observe(
-            existing.get((workload_api.api_version, workload_api.kind, names.trainer))
-        )
+        workload = plan.workload.observe(existing.get(plan.trainer_key))
         producers: WorkloadObservation | None = None
         if run.spec.producers is not None:
             producers = observe_job(existing.get(("batch/v1", "Job", names.producers)))

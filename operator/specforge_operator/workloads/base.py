@@ -40,6 +40,9 @@ ABSENT = WorkloadObservation(WorkloadState.ABSENT)
 class TrainerWorkload(Protocol):
     api_version: str
     kind: str
+    #: Whether a failed rank fails the workload and every rank restarts together (the operator's
+    #: gang-restart policy); a single-pod Job restarts its one pod by itself.
+    gang_restarts: bool
 
     def render(self, run: SpecForgeRun, store: MetadataStoreConnection | None) -> dict[str, Any]:
         """The workload object (with owner reference and labels) that runs the run's trainer ranks."""

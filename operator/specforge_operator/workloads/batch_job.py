@@ -51,6 +51,7 @@ class SinglePodJobWorkload:
 
     api_version = "batch/v1"
     kind = "Job"
+    gang_restarts = False
 
     def render(self, run: SpecForgeRun, store: MetadataStoreConnection | None) -> dict[str, Any]:
         names = ChildNames(run.name)

@@ -32,6 +32,7 @@ CONTAINER_NAME = "pytorch"
 class PyTorchJobWorkload:
     api_version = "kubeflow.org/v1"
     kind = "PyTorchJob"
+    gang_restarts = True
 
     def render(self, run: SpecForgeRun, store: MetadataStoreConnection | None) -> dict[str, Any]:
         names = ChildNames(run.name)
