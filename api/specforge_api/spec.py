@@ -341,6 +341,17 @@ class SpecForgeRunSpec(ApiModel):
             field="trainer.replicas",
         ),
         CrossFieldRule(
+            cel="self.deploymentMode == 'local_colocated' || !has(self.training) || "
+            "!has(self.training.featureMode) || self.training.featureMode != 'online'",
+            message="featureMode online runs the target inside each trainer step, with no store to share "
+            "features through: it needs deploymentMode local_colocated (use offline in the durable modes)",
+            holds=lambda s: (
+                s.deployment_mode == DeploymentMode.LOCAL_COLOCATED
+                or s.training.feature_mode != FeatureMode.ONLINE
+            ),
+            field="training.featureMode",
+        ),
+        CrossFieldRule(
             cel="self.deploymentMode != 'local_colocated' || !has(self.metadataStore)",
             message="local_colocated uses no metadata store (it is NoOp)",
             holds=lambda s: s.deployment_mode != DeploymentMode.LOCAL_COLOCATED or s.metadata_store is None,

@@ -175,10 +175,10 @@ def build_online_runtime(
     """Online training: the target computes each step's features in the loop, in memory."""
     context = context or init_parallel()
     data = load_run_data(run, context)
-    # Pinned to local_colocated: every rank produces exactly the refs it trains next. A shared durable
-    # store would dedup each sample onto whichever rank's queue claimed it first, so ranks would run
-    # different numbers of batches and their gradient all-reduces would no longer pair up.
-    controller, durable_ack = resolve_control_plane(DeploymentMode.LOCAL_COLOCATED, run.name)
+    # The API admits online features in local_colocated only: every rank produces exactly the refs it
+    # trains next. A shared durable store would dedup each sample onto whichever rank's queue claimed it
+    # first, so ranks would run different numbers of batches and their all-reduces would not pair up.
+    controller, durable_ack = resolve_control_plane(run.spec.deployment_mode, run.name)
     producer = FeatureProducer(run.name, data.target, data.samples, MemoryFeatureStore())
     ref_source = OnlineRefs(controller, producer, worker_id=f"online-{context.rank}")
     return _assemble(run, data, controller, durable_ack, ref_source, Path(out_dir), context, sinks)

@@ -63,6 +63,11 @@ MALFORMED: list[tuple[str, dict[str, Any], str]] = [
         "spec.featureStore.volume",
     ),
     (
+        "durable-online-features",
+        {"deploymentMode": "dataflow_colocated", "training": {"featureMode": "online"}},
+        "spec.training.featureMode",
+    ),
+    (
         "durable-emptydir-checkpoints",
         {"deploymentMode": "dataflow_colocated", "checkpoints": EMPTY_DIR},
         "spec.checkpoints.volume",

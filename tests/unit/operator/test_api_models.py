@@ -54,6 +54,10 @@ BAD_SPECS = [
         "spec.featureStore.volume",
     ),
     ({"deploymentMode": "dataflow_colocated", "checkpoints": EMPTY_DIR}, "spec.checkpoints.volume"),
+    (
+        {"deploymentMode": "dataflow_colocated", "training": {"featureMode": "online"}},
+        "spec.training.featureMode",
+    ),
 ]
 
 
