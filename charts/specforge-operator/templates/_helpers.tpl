@@ -75,7 +75,8 @@ them; list/watch only where kopf watches or the prune step lists by the run labe
 # The runs: kopf watches them and keeps its progress annotations on them.
 - apiGroups: ["specforge.io"]
   resources: ["specforgeruns"]
-  verbs: ["get", "list", "watch", "patch"]
+  # delete: runPolicy.ttlSecondsAfterFinished deletes the finished run itself.
+  verbs: ["get", "list", "watch", "patch", "delete"]
 # Status is written by the operator; trainer pods get (a subset of) this through their own Role, which
 # RBAC only lets the operator grant because it holds the same permission.
 - apiGroups: ["specforge.io"]

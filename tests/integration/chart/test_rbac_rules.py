@@ -54,7 +54,8 @@ def test_cluster_wide_role_covers_every_child_kind_the_operator_manages(
         if kind == "Pod":
             assert rules[key] == {"list"}, "pods are only listed, for failure reasons"
         elif kind == "SpecForgeRun":
-            assert rules[key] == {"get", "list", "watch", "patch"}
+            # read and watched, finalizer/annotations patched, deleted by its TTL (policies/ttl.py)
+            assert rules[key] == {"get", "list", "watch", "patch", "delete"}
         else:
             expected = CHILD_VERBS | ({"watch"} if key in WATCHED else set())
             assert rules[key] == expected, f"{kind}: {sorted(rules[key])}"
