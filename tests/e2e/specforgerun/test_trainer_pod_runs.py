@@ -141,10 +141,13 @@ def test_rendered_trainer_pod_trains_and_reports_progress(
     )
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
 
-    progress = wait_for(
-        lambda: (runs.get("real").get("status") or {}).get("progress"), "progress in the run status"
-    )
-    assert progress["step"] >= 1 and isinstance(progress["loss"], float), progress
+    def final_progress() -> dict | None:
+        progress = (runs.get("real").get("status") or {}).get("progress") or {}
+        return progress if progress.get("step") == 6 else None
+
+    # The last report (on_end) is the final step, and no operator status write may roll it back.
+    progress = wait_for(final_progress, "the final step's progress in the run status")
+    assert progress["totalSteps"] == 6 and isinstance(progress["loss"], float), progress
     assert progress["updatedAt"]
     checkpoints = Path(command[command.index("--out") + 1])
     assert any(checkpoints.iterdir()), "no checkpoint written"
