@@ -70,7 +70,8 @@ def _render_all(run: SpecForgeRun) -> str:
 def test_render_matches_golden(case: str) -> None:
     rendered = _render_all(CASES[case]())
     golden = GOLDEN_DIR / f"{case}.yaml"
-    if os.environ.get("SPECFORGE_UPDATE_GOLDEN"):
+    if os.environ.get("SPECFORGE_UPDATE_GOLDEN") and (not golden.exists() or golden.read_text() != rendered):
         golden.write_text(rendered)
+        pytest.fail(f"rewrote {golden.name}: review the diff, then run again without SPECFORGE_UPDATE_GOLDEN")
     assert golden.exists(), f"no golden file {golden}; run with SPECFORGE_UPDATE_GOLDEN=1"
     assert rendered == golden.read_text()
