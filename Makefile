@@ -42,8 +42,8 @@ demo: deps ## Main job: train a draft model locally on the built-in target and b
 	$(BIN)/specforge run examples/local-colocated.yaml
 
 .PHONY: test
-test: deps system-deps cluster-binaries ## Run every test layer: unit, integration (real Redis), e2e (real API server)
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: deps system-deps cluster-binaries ## Run every test layer: unit, integration (real Redis), e2e (real API server, real pods)
+	SPECFORGE_REQUIRE_REAL_NODE=$${SPECFORGE_REQUIRE_REAL_NODE:-1} $(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-fast
 test-fast: deps ## Run the fast layer only (pure logic, no services, no slow training)
