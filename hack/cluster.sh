@@ -7,6 +7,12 @@
 # training-operator. Everything a cluster writes (kubeconfig, logs, pids) lives under
 # $SPECFORGE_STATE_DIR (default ~/.local/state/specforge-k8s)/kwok/clusters/<name>.
 #
+# Beside the KWOK nodes, one cluster per machine also gets a real node (hack/lib/real-node.sh): a
+# kubelet on containerd with kube-proxy, CoreDNS and a default local-path StorageClass. The KWOK
+# nodes are tainted kwok.x-k8s.io/node=fake:NoSchedule, so pods land on them only when they tolerate
+# that. SPECFORGE_REAL_NODE=0, or another cluster holding the real node, gives a KWOK-only cluster
+# (whose KWOK nodes are left untainted: there is nowhere else for a pod to go).
+#
 #   hack/cluster.sh up          start (or finish starting) the cluster; idempotent;
 #                               the last line printed is `export KUBECONFIG=<path>`
 #   hack/cluster.sh down        stop every process and delete the cluster's state
@@ -24,6 +30,8 @@ source "$HACK_DIR/lib/cluster-env.sh"
 source "$HACK_DIR/lib/loopback-config.sh"
 # shellcheck source=hack/lib/training-operator.sh
 source "$HACK_DIR/lib/training-operator.sh"
+# shellcheck source=hack/lib/real-node.sh
+source "$HACK_DIR/lib/real-node.sh"
 
 kwokctl() { "$BIN_DIR/kwokctl" --name "$CLUSTER_NAME" "$@"; }
 
@@ -32,7 +40,20 @@ cluster_up() {
   "$HACK_DIR/build-binaries.sh" >/dev/null
   export KWOK_KUBECTL_BINARY="$BIN_DIR/kubectl"
   mkdir -p "$CLUSTER_DIR"
-  [ -f "$CLUSTER_DIR/kwok.yaml" ] || write_loopback_config "$CLUSTER_DIR/loopback.yaml"
+  if [ ! -f "$CLUSTER_DIR/kwok.yaml" ]; then
+    # Whether the cluster has the real node is settled when it is created: the API server's
+    # addresses depend on it.
+    local host_ip=""
+    if want_real_node; then
+      host_ip=$(host_ip)
+      mkdir -p "$NODE_DIR"
+      echo "$host_ip" >"$NODE_DIR/host-ip"
+      touch "$NODE_DIR/enabled"
+    else
+      rm -rf "$NODE_DIR"
+    fi
+    write_loopback_config "$CLUSTER_DIR/loopback.yaml" "$host_ip"
+  fi
   kwokctl create cluster --runtime binary --kubeconfig "" --quiet-pull \
     --secure-port=true --kube-authorization=true --kube-admission=true \
     --etcd-binary "$BIN_DIR/etcd" --kube-apiserver-binary "$BIN_DIR/kube-apiserver" \
@@ -40,7 +61,10 @@ cluster_up() {
     --kube-scheduler-binary "$BIN_DIR/kube-scheduler" --kwok-controller-binary "$BIN_DIR/kwok" \
     --config "$CLUSTER_DIR/loopback.yaml" --config "$HACK_DIR/kwok/stages.yaml" --wait 120s >&2
   kc apply -f "$HACK_DIR/kwok/nodes.yaml" >/dev/null
-  kc wait --for=condition=Ready node --all --timeout=60s >/dev/null
+  # The taint steers untolerating pods to the real node; without one it would only leave them Pending.
+  if ! has_real_node; then kc taint nodes -l type=kwok "$KWOK_TAINT_KEY-" >/dev/null 2>&1 || true; fi
+  kc wait --for=condition=Ready node -l type=kwok --timeout=60s >/dev/null
+  if has_real_node; then real_node_up; fi
   start_training_operator
   echo "cluster '$CLUSTER_NAME' is up in $((SECONDS - started)) s; logs under $CLUSTER_DIR/logs and $OPERATOR_DIR" >&2
   echo "export KUBECONFIG=$CLUSTER_KUBECONFIG"
@@ -48,6 +72,7 @@ cluster_up() {
 
 cluster_down() {
   stop_training_operator
+  real_node_down
   local pids
   # kwokctl writes its pid files without a newline: read them one by one, not with one `cat`.
   local pidfile
@@ -76,6 +101,7 @@ cluster_status() {
     echo "training-operator: not running"
     return 1
   fi
+  real_node_status || return 1
   print_memory
   echo "export KUBECONFIG=$CLUSTER_KUBECONFIG"
 }

@@ -9,6 +9,9 @@
 # training-operator.kubeflow.svc when calling 127.0.0.1, so PyTorchJobs are not webhook-validated here.
 # shellcheck shell=bash
 
+# shellcheck source=hack/lib/node-env.sh
+source "$HACK_DIR/lib/node-env.sh"  # BASE_IMAGE, for Worker pods' init container
+
 OPERATOR_NAMESPACE=kubeflow
 OPERATOR_SECRET=training-operator-webhook-cert
 OPERATOR_ROTATOR_CERT_DIR=/tmp/k8s-webhook-server/serving-certs
@@ -49,6 +52,25 @@ install_operator_certs() {
   done
 }
 
+# The init container training-operator gives Worker pods waits until the master's Service name resolves.
+# Its default (alpine:3.10 running nslookup) cannot be pulled here; the project's Debian base image can
+# wait with getent instead. Same template fields as the default (image, tries, master address).
+write_init_container_template() {
+  cat >"$1" <<'YAML'
+- name: init-pytorch
+  image: {{.InitContainerImage}}
+  imagePullPolicy: IfNotPresent
+  resources:
+    limits:
+      cpu: 100m
+      memory: 20Mi
+    requests:
+      cpu: 50m
+      memory: 10Mi
+  command: ['sh', '-c', 'for i in $(seq {{.MaxTries}}); do getent hosts {{.MasterAddr}} && exit 0; echo waiting for master; sleep 2; done; exit 1']
+YAML
+}
+
 start_training_operator() {
   if operator_pid >/dev/null; then
     return 0
@@ -60,10 +82,13 @@ start_training_operator() {
   local probe_port metrics_port webhook_port
   read -r probe_port metrics_port webhook_port < <(free_ports 3)
   echo "$probe_port" >"$OPERATOR_DIR/probe-port"
+  write_init_container_template "$OPERATOR_DIR/init-container.yaml"
   TMPDIR="$OPERATOR_DIR/tmp" MY_POD_NAMESPACE="$OPERATOR_NAMESPACE" KUBECONFIG="$CLUSTER_KUBECONFIG" \
     setsid "$BIN_DIR/training-operator" --enable-scheme=pytorchjob \
     --health-probe-bind-address="127.0.0.1:$probe_port" --metrics-bind-address="127.0.0.1:$metrics_port" \
     --webhook-server-port="$webhook_port" --leader-elect=false \
+    --pytorch-init-container-image="$BASE_IMAGE" \
+    --pytorch-init-container-template-file="$OPERATOR_DIR/init-container.yaml" \
     </dev/null >>"$OPERATOR_DIR/training-operator.log" 2>&1 &
   echo $! >"$OPERATOR_DIR/pid"
   wait_operator_ready "$probe_port"

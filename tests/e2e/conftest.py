@@ -20,17 +20,25 @@ KWOK takes every pod bound to a fake node to Running; pods owned by a Job or a P
 Succeeded after a short delay, or to Failed when they carry ``KWOK_FAIL_ANNOTATION``. The delay can be
 set per pod with ``KWOK_RUN_DURATION_ANNOTATION`` (a Go duration such as ``"30s"``). Test modules import
 these names with ``from e2e.conftest import KWOK_FAIL_ANNOTATION`` (``tests`` is on pytest's pythonpath).
+
+The KWOK nodes carry the taint ``kwok.x-k8s.io/node=fake:NoSchedule`` when the cluster also has a real
+node (hack/lib/real-node.sh): pods that do not tolerate it run for real there. A test that means its pods
+to be faked by KWOK gives its pod specs ``KWOK_TOLERATIONS`` and ``KWOK_NODE_SELECTOR`` (tolerating alone
+still lets the scheduler pick the real node; ``kwok_v1_tolerations()`` for the typed client), or passes a
+SpecForgeRun manifest through ``on_kwok_nodes`` (``Runs`` does that by default).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client as k8s_client
@@ -50,6 +58,18 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPUS_PER_GPU_NODE = 8
 # Namespace training-operator's webhook certificate secret lives in.
 TRAINING_OPERATOR_NAMESPACE = "kubeflow"
+# The taint on the KWOK nodes (hack/kwok/nodes.yaml, KWOK's convention) and a toleration of it
+# (core/v1 shape, as in pod specs and a run's ``spec.trainer.tolerations``).
+KWOK_TAINT_KEY = "kwok.x-k8s.io/node"
+KWOK_TAINT_VALUE = "fake"
+KWOK_TOLERATIONS: list[dict[str, str]] = [
+    {"key": KWOK_TAINT_KEY, "operator": "Equal", "value": KWOK_TAINT_VALUE, "effect": "NoSchedule"}
+]
+# The label every KWOK node has (hack/kwok/nodes.yaml) and the real node has not.
+KWOK_NODE_SELECTOR = {"type": "kwok"}
+# The real node (hack/lib/node-env.sh): its name and the label it carries.
+REAL_NODE_NAME = "real-node-0"
+REAL_NODE_LABEL = "specforge.io/real-node"
 
 T = TypeVar("T")
 
@@ -64,6 +84,42 @@ def wait_for(fetch: Callable[[], T | None], what: str, timeout: float = 60.0, in
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def kwok_v1_tolerations() -> list[k8s_client.V1Toleration]:
+    """``KWOK_TOLERATIONS`` for the typed client's ``V1PodSpec``."""
+    return [k8s_client.V1Toleration(**toleration) for toleration in KWOK_TOLERATIONS]
+
+
+def on_kwok_nodes(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a SpecForgeRun manifest whose trainer (and producers, when it has them) tolerate the KWOK
+    taint and select KWOK nodes, so its pods are faked by KWOK rather than run on the real node."""
+    run = copy.deepcopy(manifest)
+    spec = run.setdefault("spec", {})
+    for pool in ("trainer", "producers"):
+        if pool == "producers" and spec.get(pool) is None:
+            continue
+        section = spec[pool] = spec.get(pool) or {}
+        tolerations = section.setdefault("tolerations", [])
+        tolerations.extend(dict(t) for t in KWOK_TOLERATIONS if t not in tolerations)
+        section["nodeSelector"] = {**KWOK_NODE_SELECTOR, **(section.get("nodeSelector") or {})}
+    return run
+
+
+@contextmanager
+def kwok_only_clusters() -> Iterator[None]:
+    """Clusters brought up inside (``hack/cluster.sh up``) get no real node: ``SPECFORGE_REAL_NODE=0``.
+    Their KWOK nodes are then untainted, so every pod is faked, as the operator's fault and policy tests
+    (private clusters) expect; the session cluster keeps the real node."""
+    before = os.environ.get("SPECFORGE_REAL_NODE")
+    os.environ["SPECFORGE_REAL_NODE"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["SPECFORGE_REAL_NODE"]
+        else:
+            os.environ["SPECFORGE_REAL_NODE"] = before
 
 
 def cluster_bin_dir() -> Path:

@@ -10,6 +10,7 @@ rendered chart also passes the API server's own server-side dry-run.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import uuid
@@ -20,7 +21,12 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e.conftest import KWOK_FAIL_ANNOTATION, KWOK_RUN_DURATION_ANNOTATION
+from e2e.conftest import (
+    KWOK_FAIL_ANNOTATION,
+    KWOK_NODE_SELECTOR,
+    KWOK_RUN_DURATION_ANNOTATION,
+    KWOK_TOLERATIONS,
+)
 from e2e.specforgerun import test_lifecycle as lifecycle
 from e2e.specforgerun.conftest import EXAMPLES, Runs, condition, load_example, wait_for
 from kubernetes import client as k8s_client
@@ -111,6 +117,9 @@ def chart(
             "--set", f"watch.namespaces={{{','.join(watched)}}}",
             "--set", f"peering.name={release}",
             "--set", "resyncSeconds=3",
+            # The chart's own operator pods are faked by KWOK; the test runs the operator out of cluster.
+            "--set-json", f"tolerations={json.dumps(KWOK_TOLERATIONS)}",
+            "--set-json", f"nodeSelector={json.dumps(KWOK_NODE_SELECTOR)}",
         )  # fmt: skip
         service_account = f"{release}-specforge-operator"
         work = tmp_path_factory.mktemp("chart-operator")

@@ -16,7 +16,10 @@ from e2e.conftest import (
     GPU_RESOURCE,
     GPUS_PER_GPU_NODE,
     KWOK_FAIL_ANNOTATION,
+    KWOK_NODE_SELECTOR,
     KWOK_RUN_DURATION_ANNOTATION,
+    KWOK_TOLERATIONS,
+    kwok_v1_tolerations,
     wait_for,
 )
 from kubernetes import client as k8s_client
@@ -122,7 +125,11 @@ def test_deployment_pods_run_on_kwok_nodes(kube_api: k8s_client.ApiClient, names
                 selector=k8s_client.V1LabelSelector(match_labels=labels),
                 template=k8s_client.V1PodTemplateSpec(
                     metadata=k8s_client.V1ObjectMeta(labels=labels),
-                    spec=k8s_client.V1PodSpec(containers=[container]),
+                    spec=k8s_client.V1PodSpec(
+                        containers=[container],
+                        tolerations=kwok_v1_tolerations(),
+                        node_selector=KWOK_NODE_SELECTOR,
+                    ),
                 ),
             ),
         ),
@@ -143,7 +150,10 @@ def gpu_pod(name: str, gpus: int) -> k8s_client.V1Pod:
     resources = k8s_client.V1ResourceRequirements(limits={GPU_RESOURCE: str(gpus)})
     container = k8s_client.V1Container(name="main", image="registry.invalid/gpu:1", resources=resources)
     return k8s_client.V1Pod(
-        metadata=k8s_client.V1ObjectMeta(name=name), spec=k8s_client.V1PodSpec(containers=[container])
+        metadata=k8s_client.V1ObjectMeta(name=name),
+        spec=k8s_client.V1PodSpec(
+            containers=[container], tolerations=kwok_v1_tolerations(), node_selector=KWOK_NODE_SELECTOR
+        ),
     )
 
 
@@ -179,7 +189,14 @@ def pytorchjob(name: str, annotations: dict[str, str]) -> dict[str, Any]:
         return {
             "replicas": count,
             "restartPolicy": "Never",
-            "template": {"metadata": {"annotations": annotations}, "spec": {"containers": [container]}},
+            "template": {
+                "metadata": {"annotations": annotations},
+                "spec": {
+                    "containers": [container],
+                    "tolerations": KWOK_TOLERATIONS,
+                    "nodeSelector": KWOK_NODE_SELECTOR,
+                },
+            },
         }
 
     return {

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e.conftest import LONG_RUN
+from e2e.conftest import LONG_RUN, kwok_only_clusters
 from e2e.operator_harness import (
     PrivateCluster,
     delete_namespace,
@@ -37,7 +37,7 @@ LOCAL_CHILDREN = [
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PrivateCluster]:
-    with private_cluster("ops-faults") as cluster:
+    with kwok_only_clusters(), private_cluster("ops-faults") as cluster:
         yield cluster
 
 

@@ -11,7 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e.conftest import GPU_RESOURCE, KWOK_FAIL_ANNOTATION, KWOK_RUN_DURATION_ANNOTATION, LONG_RUN
+from e2e.conftest import (
+    GPU_RESOURCE,
+    KWOK_FAIL_ANNOTATION,
+    KWOK_RUN_DURATION_ANNOTATION,
+    LONG_RUN,
+    kwok_only_clusters,
+)
 from e2e.operator_harness import (
     PrivateCluster,
     delete_namespace,
@@ -28,7 +34,7 @@ from unit.operator.builders import run_manifest
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[PrivateCluster]:
-    with private_cluster("ops-policies") as cluster:
+    with kwok_only_clusters(), private_cluster("ops-policies") as cluster:
         yield cluster
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e.conftest import wait_for
+from e2e.conftest import on_kwok_nodes, wait_for
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 from specforge_operator.kube import KubeApi
@@ -77,14 +77,20 @@ def runs(kube_api: k8s_client.ApiClient, namespace: str) -> Runs:
 
 
 class Runs:
-    """SpecForgeRun CRUD in one namespace through the real API server."""
+    """SpecForgeRun CRUD in one namespace through the real API server.
 
-    def __init__(self, kube_api: k8s_client.ApiClient, namespace: str) -> None:
+    With ``on_kwok`` (the default) every run created tolerates the KWOK nodes' taint and selects them, so
+    its trainer and producer pods are faked by KWOK; ``on_kwok=False`` leaves a run's pods to the scheduler
+    (untolerating pods go to the real node when the cluster has one).
+    """
+
+    def __init__(self, kube_api: k8s_client.ApiClient, namespace: str, *, on_kwok: bool = True) -> None:
         self.api = k8s_client.CustomObjectsApi(kube_api)
         self.namespace = namespace
+        self.on_kwok = on_kwok
 
     def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        body = copy.deepcopy(manifest)
+        body = on_kwok_nodes(manifest) if self.on_kwok else copy.deepcopy(manifest)
         body["metadata"]["namespace"] = self.namespace
         return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)
 
