@@ -64,7 +64,9 @@ cluster_up() {
   # The taint steers untolerating pods to the real node; without one it would only leave them Pending.
   if ! has_real_node; then kc taint nodes -l type=kwok "$KWOK_TAINT_KEY-" >/dev/null 2>&1 || true; fi
   kc wait --for=condition=Ready node -l type=kwok --timeout=60s >/dev/null
-  if has_real_node; then real_node_up; fi
+  # Every cluster has a default StorageClass: a run's claims bind on KWOK nodes too (their helper pods
+  # are completed by a KWOK stage), with or without the real node.
+  if has_real_node; then real_node_up; else start_local_path; fi
   start_training_operator
   echo "cluster '$CLUSTER_NAME' is up in $((SECONDS - started)) s; logs under $CLUSTER_DIR/logs and $OPERATOR_DIR" >&2
   echo "export KUBECONFIG=$CLUSTER_KUBECONFIG"
@@ -73,6 +75,7 @@ cluster_up() {
 cluster_down() {
   stop_training_operator
   real_node_down
+  stop_node_process local-path-provisioner
   local pids
   # kwokctl writes its pid files without a newline: read them one by one, not with one `cat`.
   local pidfile

@@ -162,7 +162,8 @@ class RedisAuth(ApiModel):
 
 
 class ManagedRedis(ApiModel):
-    """A Redis the operator deploys and owns for this run."""
+    """A Redis the operator deploys and owns for this run, on nodes the trainer pool may use (its
+    nodeSelector and tolerations)."""
 
     image: str = Field(default="redis:7.2-alpine", min_length=1, max_length=512, description="Redis image.")
     resources: Resources = Field(

@@ -21,7 +21,6 @@ from e2e.operator_harness import (
     start_operator,
 )
 from e2e.specforgerun.conftest import Runs, wait_for
-from e2e.specforgerun.test_lifecycle import bind_volume_for_redis
 from kubernetes import client as k8s_client
 from specforge_operator.kube import KubeApi
 from unit.operator.builders import run_manifest
@@ -125,7 +124,6 @@ def test_children_deleted_by_hand_are_restored_and_state_survives(
 ) -> None:
     api = runs.api.api_client
     kube = KubeApi(api)
-    volume = bind_volume_for_redis(api, runs.namespace, "durable", tmp_path)
     operator = start_operator(cluster, tmp_path)
     try:
         runs.create(
@@ -180,7 +178,6 @@ def test_children_deleted_by_hand_are_restored_and_state_survives(
     finally:
         operator.stop()
         runs.delete("durable")
-        k8s_client.CoreV1Api(api).delete_persistent_volume(volume)
 
 
 def test_two_replicas_only_one_acts_and_the_other_takes_over(

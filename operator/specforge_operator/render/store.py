@@ -1,7 +1,7 @@
 """The metadata store of a durable run: where trainers connect, and the managed Redis when the run owns one.
 
 A managed Redis is a one-replica Deployment (Recreate, so a PVC is never mounted twice) behind a ClusterIP
-Service. It always keeps an append-only file fsynced before each reply (``appendfsync always``), which is
+Service, placed where the trainer pool may run (its nodeSelector and tolerations). It always keeps an append-only file fsynced before each reply (``appendfsync always``), which is
 what lets the trainer's Redis store promise that an ack it returned survives a Redis crash; persistence
 decides only where that file lives: on a PVC (survives the pod) or in an emptyDir (survives container
 restarts). Its password Secret is rendered from a password the caller supplies: the reconciler creates
@@ -149,12 +149,25 @@ def _redis_deployment(run: SpecForgeRun, redis: ManagedRedis) -> dict[str, Any]:
                     "containers": [container],
                     "volumes": [data_volume],
                     "automountServiceAccountToken": False,
+                    **_trainer_placement(run),
                     # A fresh claim (or emptyDir) is root-owned; the group makes it writable for Redis.
                     "securityContext": {"fsGroup": REDIS_UID, "fsGroupChangePolicy": "OnRootMismatch"},
                 },
             },
         },
     }
+
+
+def _trainer_placement(run: SpecForgeRun) -> dict[str, Any]:
+    """The store runs where the trainer pool may run: on clusters whose nodes are all tainted or
+    selected by label, a Redis without the trainers' tolerations and selector would never schedule."""
+    trainer = run.spec.trainer
+    placement: dict[str, Any] = {}
+    if trainer.node_selector:
+        placement["nodeSelector"] = dict(trainer.node_selector)
+    if trainer.tolerations:
+        placement["tolerations"] = [toleration.to_wire() for toleration in trainer.tolerations]
+    return placement
 
 
 def store_is_ready(deployment: dict[str, Any] | None) -> bool:

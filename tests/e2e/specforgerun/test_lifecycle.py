@@ -46,6 +46,9 @@ def expected_children(run: dict[str, Any]) -> set[tuple[str, str]]:
     if mode == "local_colocated":
         return children | {("Job", f"{name}-trainer")}
     children |= {("PyTorchJob", f"{name}-trainer")}
+    for directory, suffix in (("featureStore", "features"), ("checkpoints", "checkpoints")):
+        if not (spec.get(directory) or {}).get("volume"):  # unset: a claim the durable run owns
+            children.add(("PersistentVolumeClaim", f"{name}-{suffix}"))
     managed = (spec.get("metadataStore") or {"managed": {}}).get("managed")
     if managed is not None:
         children |= {("Deployment", f"{name}-redis"), ("Service", f"{name}-redis")}
@@ -76,28 +79,6 @@ def with_pod_annotations(manifest: dict[str, Any], annotations: dict[str, str]) 
     return manifest
 
 
-def bind_volume_for_redis(
-    kube_api: k8s_client.ApiClient, namespace: str, run_name: str, tmp_path: Path
-) -> str:
-    """A PersistentVolume pre-bound to the run's Redis claim (the test cluster has no provisioner)."""
-    pv_name = f"{namespace}-{run_name}-redis"
-    k8s_client.CoreV1Api(kube_api).create_persistent_volume(
-        {
-            "apiVersion": "v1",
-            "kind": "PersistentVolume",
-            "metadata": {"name": pv_name},
-            "spec": {
-                "capacity": {"storage": "1Gi"},
-                "accessModes": ["ReadWriteOnce"],
-                "persistentVolumeReclaimPolicy": "Retain",
-                "hostPath": {"path": str(tmp_path)},
-                "claimRef": {"namespace": namespace, "name": f"{run_name}-redis-data"},
-            },
-        }
-    )
-    return pv_name
-
-
 @pytest.mark.parametrize("example", EXAMPLES, ids=[path.stem for path in EXAMPLES])
 def test_example_run_lifecycle(
     example: Path,
@@ -111,9 +92,7 @@ def test_example_run_lifecycle(
     manifest = with_pod_annotations(load_example(example), {KWOK_RUN_DURATION_ANNOTATION: "6s"})
     name = manifest["metadata"]["name"]
     expected = expected_children(manifest)
-    pv_name = None
-    if ("PersistentVolumeClaim", f"{name}-redis-data") in expected:
-        pv_name = bind_volume_for_redis(kube_api, namespace, name, tmp_path)
+    # The run's claims (Redis data, features, checkpoints) bind through the cluster's default StorageClass.
     try:
         created = runs.create(manifest)
         children = wait_for(
@@ -147,9 +126,6 @@ def test_example_run_lifecycle(
     except BaseException:
         print(operator_process.log_tail())
         raise
-    finally:
-        if pv_name:
-            k8s_client.CoreV1Api(kube_api).delete_persistent_volume(pv_name)
 
 
 def _total_gpus(spec: dict[str, Any]) -> int:

@@ -69,3 +69,15 @@ def test_children_need_the_run_uid() -> None:
     run.metadata.uid = None
     with pytest.raises(ValueError, match="has no uid"):
         plan_children(run, store_ready=True, finished=False)
+
+
+def test_the_managed_store_is_placed_where_the_trainers_may_run() -> None:
+    toleration = {"key": "dedicated", "operator": "Equal", "value": "gpu", "effect": "NoSchedule"}
+    run = build_run(
+        "dataflow_colocated", trainer={"nodeSelector": {"pool": "gpu"}, "tolerations": [toleration]}
+    )
+    plan = plan_children(run, store_ready=True, finished=False)
+    (redis,) = [m for m in plan.to_apply if m["kind"] == "Deployment"]
+    pod = redis["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "gpu"}
+    assert pod["tolerations"] == [toleration]
