@@ -49,6 +49,24 @@ test: deps system-deps cluster-binaries ## Run every test layer: unit, integrati
 test-fast: deps ## Run the fast layer only (pure logic, no services, no slow training)
 	$(BIN)/pytest -m "not slow and not integration and not e2e" $(PYTEST_ARGS)
 
+.PHONY: test-random
+test-random: deps ## The fast layer in random order (pytest-randomly, a new seed each run) on 2 xdist workers
+	$(BIN)/pytest -m "not slow and not integration and not e2e" -p randomly -n 2 $(PYTEST_ARGS)
+
+# mutmut names a mutant after its file's path, so it runs in a copy of the tree with the three packages at its
+# top level; what it mutates and which tests it runs is [tool.mutmut] in pyproject.toml.
+MUTATION_DIR := build/mutation
+MUTMUT_ARGS ?= --max-children 2
+
+.PHONY: mutation
+mutation: deps ## Mutation testing (mutmut, fast layer) of policies/, render/, control_plane/, streaming_produce (not in `make test`)
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
+	cp -R api/specforge_api operator/specforge_operator trainer/specforge_trainer tests examples crds pyproject.toml $(MUTATION_DIR)/
+	find $(MUTATION_DIR) -name __pycache__ -prune -exec rm -rf {} +
+	cd $(MUTATION_DIR) && nice $(CURDIR)/$(BIN)/mutmut run $(MUTMUT_ARGS)
+	cd $(MUTATION_DIR) && $(CURDIR)/$(BIN)/mutmut export-cicd-stats && cat mutants/mutmut-cicd-stats.json && echo
+	@echo "survivors: cd $(MUTATION_DIR) && $(CURDIR)/$(BIN)/mutmut results; one of them: mutmut show NAME"
+
 .PHONY: lint
 lint: deps ## ruff, import layering (import-linter), mypy and hadolint
 	$(BIN)/ruff check .
@@ -88,7 +106,7 @@ cluster-status: ## Show the local control plane's components, nodes and training
 	@hack/cluster.sh status
 
 .PHONY: e2e-kind
-e2e-kind: deps ## On a Docker host: kind cluster + training-operator + chart, then the e2e suite against it
+e2e-kind: deps ## On a Docker host: operator/trainer images (docker build, kind load), kind cluster + KWOK + training-operator + chart, then the e2e and realnode tests
 	hack/e2e-kind.sh
 
 .PHONY: crds
@@ -114,6 +132,11 @@ docs: crds ## Regenerate docs/spec-reference.md (with everything else derived fr
 image: ## Build the operator and trainer images (needs Docker with BuildKit; not available on every host)
 	docker build --target operator -t $(IMAGE_REPO)/operator:$(IMAGE_TAG) .
 	docker build --target trainer -t $(IMAGE_REPO)/trainer:$(IMAGE_TAG) .
+
+IMAGES_ARGS ?=
+.PHONY: images
+images: system-deps ## Build the images without Docker (buildah: base, redis, operator, trainer) and import them into the real node (IMAGES_ARGS=--build-only...)
+	hack/images.sh $(IMAGES_ARGS)
 
 .PHONY: lint-dockerfile
 lint-dockerfile: deps ## Lint the Dockerfile with hadolint (installed from PyPI by the dev extra)

@@ -95,14 +95,53 @@ def test_base_image_tag_is_pinned() -> None:
     )
 
 
+def _context_copies(stage: str, stages: dict[str, list[str]]) -> set[str]:
+    """What ``stage`` and its parents COPY from the build context (not from other stages)."""
+    return {
+        source.rstrip("/")
+        for name in _lineage(stage, stages)
+        for line in stages[name]
+        if line.startswith("COPY ") and "--from=" not in line
+        for source in line.split()[1:-1]
+    }
+
+
 def test_operator_image_dependencies_exclude_torch() -> None:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     operator_deps = project["dependencies"] + project["optional-dependencies"]["operator"]
     names = {re.split(r"[<>=!~\[ ;]", dep, maxsplit=1)[0].lower() for dep in operator_deps}
     assert not names & {"torch", "transformers", "safetensors", "numpy"}, names
     stages = _stages()
-    assert any('"./[operator]"' in line for line in stages["operator-build"])
-    assert not any(line.startswith("COPY trainer") for line in stages["operator-build"])
+    operator_lines = [line for name in _lineage("operator-build", stages) for line in stages[name]]
+    assert any('"./[operator]"' in line for line in operator_lines)
+    assert not any('"./[trainer]"' in line for line in operator_lines)
+    assert "trainer" not in _context_copies("operator-build", stages)
+
+
+def test_each_image_copies_the_shared_api_and_its_own_package_only() -> None:
+    stages = _stages()
+    shared = {"pyproject.toml", "README.md", "constraints.txt", "api"}
+    assert _context_copies("operator-build", stages) == shared | {"operator"}
+    assert _context_copies("trainer-build", stages) == shared | {"trainer"}
+
+
+def test_dependencies_install_pinned_before_the_sources_are_copied() -> None:
+    stages = _stages()
+    for deps, build in (("operator-deps", "operator-build"), ("trainer-deps", "trainer-build")):
+        assert _parent(build, stages) == deps
+        assert any("--constraint constraints.txt" in line for line in stages[deps]), f"{deps} is not pinned"
+        assert not [line for line in stages[deps] if line.startswith("COPY ")], f"{deps} copies sources"
+        assert any("--no-deps" in line for line in stages[build]), f"{build} resolves dependencies again"
+    pins = [
+        line
+        for line in (REPO_ROOT / "constraints.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert pins and all(re.fullmatch(r"[A-Za-z0-9._-]+(\[[A-Za-z0-9,._-]+\])?==\S+", pin) for pin in pins), (
+        pins
+    )
+    pinned = {re.split(r"[\[=]", pin, maxsplit=1)[0].lower().replace("_", "-") for pin in pins}
+    assert {"torch", "kopf", "pydantic"} <= pinned
 
 
 def test_dockerignore_keeps_local_state_out() -> None:
@@ -110,4 +149,6 @@ def test_dockerignore_keeps_local_state_out() -> None:
     patterns = [line for line in lines if line and not line.startswith("#")]
     assert patterns[0] == "*", "start from an empty context and re-include only what the images need"
     included = {line.removeprefix("!").rstrip("/") for line in patterns if line.startswith("!")}
-    assert included == {"pyproject.toml", "README.md", "operator", "trainer"}
+    assert included == {"pyproject.toml", "README.md", "constraints.txt", "api", "operator", "trainer"}
+    stages = _stages()
+    assert included == _context_copies("operator-build", stages) | _context_copies("trainer-build", stages)

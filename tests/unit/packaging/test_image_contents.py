@@ -1,9 +1,12 @@
 """What each image's ``pip install`` puts in its virtualenv, checked without Docker: the build context the
-``.dockerignore`` lets through is copied the way the Dockerfile's build stages copy it, and built into a
-wheel by the same setuptools backend. The operator image must carry the operator package only."""
+``.dockerignore`` lets through is laid out the way the Dockerfile's build stages lay it out (the
+directories their ``RUN mkdir`` creates, then what their ``COPY`` lines copy), and built into a wheel by
+the same setuptools backend. The operator image carries the shared API and the operator, the trainer
+image the shared API and the trainer: neither carries the other's package."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -13,6 +16,50 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")  # as .dockerignore
+
+
+def _stage_lines() -> dict[str, list[str]]:
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    stages: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if match := re.match(r"FROM\s+(\S+)\s+AS\s+(\S+)", line, re.IGNORECASE):
+            current = stages.setdefault(match.group(2), [f"FROM {match.group(1)}"])
+        elif line and not line.startswith("#") and stages:
+            current.append(line)
+    return stages
+
+
+def _instructions(stage: str) -> list[str]:
+    """The instructions that make ``stage``, its parents' first, in build order."""
+    stages = _stage_lines()
+    chain = [stage]
+    while (parent := stages[chain[-1]][0].removeprefix("FROM ")) in stages:
+        chain.append(parent)
+    return [line for name in reversed(chain) for line in stages[name][1:]]
+
+
+def _context(tmp_path: Path, stage: str) -> Path:
+    """The stage's WORKDIR as its last ``pip install .`` sees it (the source files, not the venv)."""
+    context = tmp_path / "context"
+    context.mkdir()
+    for line in _instructions(stage):
+        if line.startswith("RUN ") and (mkdir := re.search(r"\bmkdir ((?:[\w.-]+ ?)+)", line)):
+            for name in mkdir.group(1).split():
+                (context / name).mkdir(exist_ok=True)
+        elif line.startswith("COPY ") and "--from=" not in line:
+            *sources, destination = line.split()[1:]
+            for source in sources:
+                origin = REPO_ROOT / source.rstrip("/")
+                if origin.is_dir():
+                    target = context / destination.rstrip("/") if destination != "./" else context
+                    shutil.copytree(origin, target, ignore=IGNORED, dirs_exist_ok=True)
+                else:
+                    shutil.copy(origin, context / origin.name)
+    return context
 
 
 def _build_wheel(context: Path, out: Path) -> zipfile.ZipFile:
@@ -37,42 +84,38 @@ def _build_wheel(context: Path, out: Path) -> zipfile.ZipFile:
     return zipfile.ZipFile(wheel)
 
 
-def _context(tmp_path: Path, packages: tuple[str, ...]) -> Path:
-    context = tmp_path / "context"
-    context.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO_ROOT / name, context / name)
-    for package in packages:
-        shutil.copytree(
-            REPO_ROOT / package, context / package, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-        )
-    return context
-
-
 def _top_level_packages(wheel: zipfile.ZipFile) -> set[str]:
     return {name.split("/", 1)[0] for name in wheel.namelist() if "/" in name and ".dist-info/" not in name}
 
 
-@pytest.mark.slow
-def test_operator_stage_installs_the_operator_package_only(tmp_path: Path) -> None:
-    context = _context(tmp_path, ("operator",))
-    (context / "trainer").mkdir()  # as the Dockerfile's operator-build stage does
-    wheel = _build_wheel(context, tmp_path / "dist")
-    assert _top_level_packages(wheel) == {"specforge_operator"}
+def _requires(wheel: zipfile.ZipFile) -> list[str]:
     metadata = next(name for name in wheel.namelist() if name.endswith(".dist-info/METADATA"))
-    requires = [
-        line for line in wheel.read(metadata).decode().splitlines() if line.startswith("Requires-Dist:")
+    return [line for line in wheel.read(metadata).decode().splitlines() if line.startswith("Requires-Dist:")]
+
+
+@pytest.mark.slow
+def test_dependency_stages_install_no_package_of_ours(tmp_path: Path) -> None:
+    # operator-deps and trainer-deps install the extras from a context with empty package directories.
+    wheel = _build_wheel(_context(tmp_path, "operator-deps"), tmp_path / "dist")
+    assert _top_level_packages(wheel) == set()
+
+
+@pytest.mark.slow
+def test_operator_stage_installs_the_api_and_the_operator_only(tmp_path: Path) -> None:
+    wheel = _build_wheel(_context(tmp_path, "operator-build"), tmp_path / "dist")
+    assert _top_level_packages(wheel) == {"specforge_api", "specforge_operator"}
+    operator_requires = [
+        line for line in _requires(wheel) if 'extra == "operator"' in line or "extra ==" not in line
     ]
-    operator_requires = [line for line in requires if 'extra == "operator"' in line or "extra ==" not in line]
     assert operator_requires and not [line for line in operator_requires if "torch" in line], (
         operator_requires
     )
 
 
 @pytest.mark.slow
-def test_trainer_stage_installs_both_packages(tmp_path: Path) -> None:
-    wheel = _build_wheel(_context(tmp_path, ("operator", "trainer")), tmp_path / "dist")
-    assert {"specforge_operator", "specforge_trainer"} <= _top_level_packages(wheel)
+def test_trainer_stage_installs_the_api_and_the_trainer_only(tmp_path: Path) -> None:
+    wheel = _build_wheel(_context(tmp_path, "trainer-build"), tmp_path / "dist")
+    assert _top_level_packages(wheel) == {"specforge_api", "specforge_trainer"}
     entry_points = next(name for name in wheel.namelist() if name.endswith(".dist-info/entry_points.txt"))
     assert "specforge = specforge_trainer.cli:main" in wheel.read(entry_points).decode()
     # The builtin dataset and tokenizer (no download in the pod) must be in the image too.

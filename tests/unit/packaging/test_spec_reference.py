@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from specforge_operator.api.spec import SpecForgeRunSpec
+from specforge_api.spec import SpecForgeRunSpec
 from specforge_operator.spec_reference import main, render_reference
 
 
