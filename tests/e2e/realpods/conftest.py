@@ -39,6 +39,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if here in item.path.parents:
             item.add_marker(pytest.mark.realnode)
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.timeout(RUN_TIMEOUT_S * 3))
 
 
 @pytest.fixture(scope="session")
@@ -87,9 +88,17 @@ def kubectl_apply(manifest: dict[str, Any], namespace: str) -> None:
     )
 
 
+# The real node has the machine's CPUs (2 here): every pod of a run must fit at once, or a rank that
+# cannot be scheduled leaves the others waiting in their rendezvous.
+SMALL_POD = {"cpu": "200m", "memory": "2Gi"}
+
+
 def load_example(name: str, **spec_overrides: Any) -> dict[str, Any]:
-    """An example manifest with some spec sections merged in (one level deep)."""
+    """An example manifest, its pods sized for the real node, with spec sections merged in (one level deep)."""
     manifest = yaml.safe_load((EXAMPLES / name).read_text())
+    for pool in ("trainer", "producers"):
+        if manifest["spec"].get(pool) is not None:
+            manifest["spec"][pool]["resources"] = dict(SMALL_POD)
     for key, value in spec_overrides.items():
         if isinstance(value, dict) and isinstance(manifest["spec"].get(key), dict):
             manifest["spec"][key] = {**manifest["spec"][key], **value}
