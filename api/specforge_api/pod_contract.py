@@ -124,9 +124,14 @@ def producer_process(
     return ProcessContract(argv, _base_env(DeploymentMode.DISAGGREGATED, metadata_url))
 
 
+# The metadata store's durability: an append-only file fsynced before every reply, which is what lets
+# the trainer's strict Redis store promise that an ack it returned survives a crash of Redis.
+METADATA_STORE_DURABILITY = ("--appendonly", "yes", "--appendfsync", "always")
+
+
 def redis_server_args(*, port: int, data_dir: str) -> list[str]:
-    """The metadata store: an append-only file fsynced before every reply (the strict ack durability)."""
-    return ["--port", str(port), "--dir", data_dir, "--appendonly", "yes", "--appendfsync", "always"]
+    """The metadata store's redis-server options (a local run adds only logging and a loopback bind)."""
+    return ["--port", str(port), "--dir", data_dir, *METADATA_STORE_DURABILITY]
 
 
 def workload_env(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from specforge_api import SpecForgeRun
 from specforge_api.pod_contract import (
+    METADATA_STORE_DURABILITY,
     Env,
     ProcessContract,
     expand_references,
@@ -107,7 +108,7 @@ def metadata_store_url(out: Path, metadata_url: str | None) -> Iterator[str]:
     if metadata_url:
         yield metadata_url
         return
-    server = LocalRedisServer(out / "redis").start()
+    server = LocalRedisServer(out / "redis", config_args=METADATA_STORE_DURABILITY).start()
     try:
         yield server.url
     finally:

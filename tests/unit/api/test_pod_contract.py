@@ -6,12 +6,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from specforge_api.pod_contract import CONFIG_FILE, Env, expand_references, workload_env
+from specforge_api.pod_contract import (
+    CONFIG_FILE,
+    METADATA_STORE_DURABILITY,
+    Env,
+    expand_references,
+    workload_env,
+)
 from specforge_operator.plan import plan_children
 from specforge_operator.render.producers import producer_job
 from specforge_operator.render.store import store_connection
 from specforge_operator.workloads import workload_for
 from specforge_trainer.local_launch import producer_specs, trainer_specs
+from specforge_trainer.local_redis import LocalRedisServer
 from unit.operator.builders import build_run
 
 LOCAL_CLI = [sys.executable, "-m", "specforge_trainer.cli"]
@@ -150,3 +157,14 @@ def test_local_colocated_keeps_its_scratch_directories_in_the_pod():
     (template,) = _trainer_templates(run)
     volumes = {v["name"]: v for v in template["spec"]["volumes"]}
     assert "emptyDir" in volumes["checkpoints"] and "emptyDir" in volumes["features"]
+
+
+def test_the_managed_store_and_a_local_run_start_redis_with_the_same_durability(tmp_path):
+    run = build_run("dataflow_colocated")
+    plan = plan_children(run, store_ready=True, finished=False)
+    (redis,) = [m for m in plan.to_apply if m["kind"] == "Deployment"]
+    (container,) = redis["spec"]["template"]["spec"]["containers"]
+    local = LocalRedisServer(tmp_path, config_args=METADATA_STORE_DURABILITY)._argv()
+    for argv in (container["args"], local):
+        joined = " ".join(argv)
+        assert " ".join(METADATA_STORE_DURABILITY) in joined, argv
