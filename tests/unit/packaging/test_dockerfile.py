@@ -15,24 +15,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from _support.dockerfile import dockerfile_stages
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 FINAL_TARGETS = ("operator", "trainer")
-
-
-def _stages() -> dict[str, list[str]]:
-    """Stage name → its instructions (continuation lines joined), in file order."""
-    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
-    stages: dict[str, list[str]] = {}
-    current: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if match := re.match(r"FROM\s+(\S+)\s+AS\s+(\S+)", line, re.IGNORECASE):
-            current = stages.setdefault(match.group(2), [f"FROM {match.group(1)}"])
-        elif line and not line.startswith("#") and stages:
-            current.append(line)
-    return stages
 
 
 def _parent(stage: str, stages: dict[str, list[str]]) -> str | None:
@@ -58,7 +45,7 @@ def test_hadolint_is_clean() -> None:
 
 
 def test_both_targets_exist_and_run_as_a_numeric_non_root_user() -> None:
-    stages = _stages()
+    stages = dockerfile_stages()
     for target in FINAL_TARGETS:
         assert target in stages, f"no `{target}` stage"
         users = [
@@ -73,7 +60,7 @@ def test_both_targets_exist_and_run_as_a_numeric_non_root_user() -> None:
 
 
 def test_final_stages_carry_no_build_tools_or_sources() -> None:
-    stages = _stages()
+    stages = dockerfile_stages()
     for target in FINAL_TARGETS:
         lines = [line for name in _lineage(target, stages) for line in stages[name]]
         copies = [line for line in lines if line.startswith("COPY ")]
@@ -111,7 +98,7 @@ def test_operator_image_dependencies_exclude_torch() -> None:
     operator_deps = project["dependencies"] + project["optional-dependencies"]["operator"]
     names = {re.split(r"[<>=!~\[ ;]", dep, maxsplit=1)[0].lower() for dep in operator_deps}
     assert not names & {"torch", "transformers", "safetensors", "numpy"}, names
-    stages = _stages()
+    stages = dockerfile_stages()
     operator_lines = [line for name in _lineage("operator-build", stages) for line in stages[name]]
     assert any('"./[operator]"' in line for line in operator_lines)
     assert not any('"./[trainer]"' in line for line in operator_lines)
@@ -119,14 +106,14 @@ def test_operator_image_dependencies_exclude_torch() -> None:
 
 
 def test_each_image_copies_the_shared_api_and_its_own_package_only() -> None:
-    stages = _stages()
+    stages = dockerfile_stages()
     shared = {"pyproject.toml", "README.md", "constraints.txt", "api"}
     assert _context_copies("operator-build", stages) == shared | {"operator"}
     assert _context_copies("trainer-build", stages) == shared | {"trainer"}
 
 
 def test_dependencies_install_pinned_before_the_sources_are_copied() -> None:
-    stages = _stages()
+    stages = dockerfile_stages()
     for deps, build in (("operator-deps", "operator-build"), ("trainer-deps", "trainer-build")):
         assert _parent(build, stages) == deps
         assert any("--constraint constraints.txt" in line for line in stages[deps]), f"{deps} is not pinned"
@@ -150,5 +137,5 @@ def test_dockerignore_keeps_local_state_out() -> None:
     assert patterns[0] == "*", "start from an empty context and re-include only what the images need"
     included = {line.removeprefix("!").rstrip("/") for line in patterns if line.startswith("!")}
     assert included == {"pyproject.toml", "README.md", "constraints.txt", "api", "operator", "trainer"}
-    stages = _stages()
+    stages = dockerfile_stages()
     assert included == _context_copies("operator-build", stages) | _context_copies("trainer-build", stages)

@@ -14,28 +14,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _support.dockerfile import dockerfile_stages
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")  # as .dockerignore
 
 
-def _stage_lines() -> dict[str, list[str]]:
-    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
-    stages: dict[str, list[str]] = {}
-    current: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if match := re.match(r"FROM\s+(\S+)\s+AS\s+(\S+)", line, re.IGNORECASE):
-            current = stages.setdefault(match.group(2), [f"FROM {match.group(1)}"])
-        elif line and not line.startswith("#") and stages:
-            current.append(line)
-    return stages
-
-
 def _instructions(stage: str) -> list[str]:
     """The instructions that make ``stage``, its parents' first, in build order."""
-    stages = _stage_lines()
+    stages = dockerfile_stages()
     chain = [stage]
     while (parent := stages[chain[-1]][0].removeprefix("FROM ")) in stages:
         chain.append(parent)

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from _support.dockerfile import dockerfile_stages
 from specforge_api.pod_contract import REDIS_UID
 from specforge_api.spec import ManagedRedis, SpecForgeRunSpec
 
@@ -19,22 +20,9 @@ DOCKERFILE = REPO_ROOT / "Dockerfile"
 IMAGES_SH = HACK_DIR / "images.sh"
 
 
-def _stages() -> dict[str, list[str]]:
-    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
-    stages: dict[str, list[str]] = {}
-    current: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if match := re.match(r"FROM\s+(\S+)\s+AS\s+(\S+)", line, re.IGNORECASE):
-            current = stages.setdefault(match.group(2), [f"FROM {match.group(1)}"])
-        elif line and not line.startswith("#") and stages:
-            current.append(line)
-    return stages
-
-
 def _final_targets() -> set[str]:
     """Stages that run something and that no other stage builds on or copies from."""
-    stages = _stages()
+    stages = dockerfile_stages()
     used = {lines[0].removeprefix("FROM ") for lines in stages.values()}
     used |= {
         m.group(1)
@@ -92,7 +80,7 @@ def test_both_scripts_build_the_dockerfile_targets_on_its_base_arg() -> None:
 def test_images_script_hashes_everything_the_dockerfile_copies() -> None:
     script = IMAGES_SH.read_text()
     (hashed,) = re.findall(r"^\s*hash_files (Dockerfile .*)$", script, re.MULTILINE)
-    stages = _stages()
+    stages = dockerfile_stages()
     for target in _final_targets():
         inputs = {word.strip('"').replace("$1", target) for word in hashed.split()}
         copied = set()
