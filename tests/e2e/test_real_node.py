@@ -194,6 +194,9 @@ def test_service_names_resolve_across_and_within_namespaces(
         labels=labels,
         restart="Always",
     )
+    server.spec.containers[0].readiness_probe = k8s_client.V1Probe(
+        tcp_socket=k8s_client.V1TCPSocketAction(port=8080), period_seconds=1
+    )
     core.create_namespaced_pod(other_namespace, server)
     core.create_namespaced_service(
         other_namespace,
@@ -204,13 +207,13 @@ def test_service_names_resolve_across_and_within_namespaces(
             ),
         ),
     )
-    wait_for(
-        lambda: (
-            (p := core.read_namespaced_pod("echo-server", other_namespace)).status.phase == "Running" and p
-        ),
-        "the echo server to run",
-        timeout=POD_TIMEOUT,
-    )
+
+    def server_ready() -> bool:
+        conditions = core.read_namespaced_pod("echo-server", other_namespace).status.conditions or []
+        return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+    # Ready, not merely Running: the Service has an endpoint only once the server listens.
+    wait_for(server_ready, "the echo server to be ready", timeout=POD_TIMEOUT)
     fetch = (
         "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())"
     )
