@@ -202,20 +202,67 @@ def test_an_ack_can_lease_the_next_step_in_the_same_store_call(store_factory, le
 
 
 @pytest.mark.parametrize("store_factory", STORE_KINDS, indirect=True)
-def test_a_step_longer_than_the_lease_timeout_keeps_its_refs_while_kept_alive(store_factory):
-    import time
+def test_a_step_longer_than_the_lease_timeout_keeps_its_refs_while_kept_alive(store_factory, lease_clock):
+    import threading
 
     store = store_factory()  # two trainers, one shared store
-    slow = DataFlowController("run-a", metadata_store=store, lease_timeout_s=0.4)
-    other = DataFlowController("run-a", metadata_store=store, lease_timeout_s=0.4)
+    lease = 2.0 if lease_clock.real else 0.4  # real time (Redis): beats every 0.5 s hold on a loaded machine
+    slow = DataFlowController("run-a", metadata_store=store, lease_timeout_s=lease)
+    other = DataFlowController("run-a", metadata_store=store, lease_timeout_s=lease)
     slow.commit_samples("producer", [make_ref(i) for i in range(3)])
     held = ids(slow.lease_train_refs("slow", 2))
+    beats: list[float] = []  # the clock's reading at each heartbeat of "slow"
+    beaten = threading.Condition()
+    claim_named = store.claim_named
+
+    def spy(trainer_id, sample_ids, lease_timeout_s):
+        got = claim_named(trainer_id, sample_ids, lease_timeout_s)
+        if trainer_id == "slow" and not sample_ids:
+            with beaten:
+                beats.append(lease_clock.monotonic())
+                beaten.notify_all()
+        return got
+
+    store.claim_named = spy  # type: ignore[method-assign]
+
+    def wait_for_a_beat() -> None:
+        """The heartbeat thread renews at the clock's present reading (or later); waits in real time."""
+        since = lease_clock.monotonic()
+        with beaten:
+            assert beaten.wait_for(lambda: bool(beats) and beats[-1] >= since, timeout=60)
+
     with slow.leases_kept_alive("slow"):
-        time.sleep(1.2)  # three lease timeouts without a call from the step itself
+        for _ in range(6):  # three lease timeouts without a call from the step itself
+            lease_clock.advance(lease / 2)
+            if slow.store.shares_leases:
+                wait_for_a_beat()
         stolen = ids(other.lease_train_refs("other", 10))
     if not slow.store.shares_leases:
-        assert stolen == []  # NoOp: nothing shared, nothing to keep alive
+        assert stolen == [] and beats == []  # NoOp: nothing shared, nothing to keep alive
         return
     assert held == ["s00000", "s00001"] and stolen == ["s00002"]
-    time.sleep(0.6)  # the heartbeat stopped with the block: the refs come back one timeout later
+    # The heartbeat stopped with the block: the refs stay one lease timeout more, then come back.
+    if lease_clock.real:
+        lease_clock.advance(lease + 0.5)
+    else:
+        lease_clock.advance(lease)
+        assert ids(other.lease_train_refs("other", 10)) == []
+        lease_clock.advance(0.001)
     assert ids(other.lease_train_refs("other", 10)) == held
+
+
+@pytest.mark.parametrize("store_factory", STORE_KINDS, indirect=True)
+def test_a_lease_claims_from_the_store_only_what_the_local_queue_lacks(store_factory):
+    """Refs claimed ahead (``lease_next``) are the next step's: a lease takes them without claiming more,
+    since every extra claim holds a ref another trainer could be training on."""
+    store = store_factory()
+    ctl = DataFlowController("run-a", metadata_store=store)
+    ctl.commit_samples("producer", [make_ref(i) for i in range(6)])
+    first = ctl.lease_train_refs("rank0", 2)
+    ctl.ack_train_refs("rank0", ids(first), global_step=1, optimizer_durable=True, lease_next=2)
+    assert ids(ctl.lease_train_refs("rank0", 2)) == ["s00002", "s00003"]
+    if store.shares_leases:
+        assert (store.leased_count(), store.pending_count()) == (2, 2)
+    assert ids(ctl.lease_train_refs("rank0", 1)) == ["s00004"]
+    if store.shares_leases:
+        assert (store.leased_count(), store.pending_count()) == (3, 1)

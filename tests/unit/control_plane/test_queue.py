@@ -46,13 +46,38 @@ def test_fail_returns_retryable_refs_to_the_head_and_drops_the_rest():
     assert q.failed_count == 1
 
 
-def test_expired_leases_are_reclaimed():
-    q = SampleRefQueue(lease_timeout_s=0.2)
+def test_expired_leases_are_reclaimed(lease_clock):
+    q = SampleRefQueue(lease_timeout_s=0.25)  # times in binary fractions: the clock lands on the dot
     q.put_many(make_ref(i) for i in range(2))
     assert ids(q.get(1)) == ["s00000"]
-    time.sleep(0.25)
-    assert ids(q.get(5)) == ["s00000", "s00001"]
-    assert q.reclaim_expired() == 0
+    lease_clock.advance(0.125)
+    assert q.reclaim_expired() == 0 and ids(q.get(5)) == ["s00001"]
+    lease_clock.advance(0.125)  # s00000's lease is exactly 0.25 s old: expired, back at the head
+    assert ids(q.get(5)) == ["s00000"]
+    assert q.reclaim_expired() == 0  # leases just renewed
+    named = SampleRefQueue(lease_timeout_s=0.25)  # named leases expire the same way
+    named.put_many(make_ref(i) for i in range(2))
+    assert ids(named.get_named(["s00001"])) == ["s00001"]
+    lease_clock.advance(0.25)
+    assert named.reclaim_expired() == 1 and ids(named.get(5)) == ["s00001", "s00000"]
+
+
+def test_a_lease_timeout_must_be_positive():
+    for bad in (0, -1.0):
+        with pytest.raises(ValueError, match="lease_timeout_s must be > 0"):
+            SampleRefQueue(lease_timeout_s=bad)
+
+
+def test_acks_forget_pending_and_leased_refs_and_count_them():
+    q = SampleRefQueue()
+    q.put_many(make_ref(i, nbytes=10) for i in range(4))
+    assert q.put_many([make_ref(1), make_ref(4, nbytes=10)]) == 1  # a duplicate does not stop the rest
+    q.get(2)
+    assert q.missing(["s00000", "s00003", "s00009", "s00009"]) == ["s00009"]  # leased and pending are known
+    assert q.ack(["s00000", "s00003"]) == 2  # one leased, one pending
+    assert (q.depth(), q.in_flight(), q.resident_bytes) == (2, 1, 30)
+    assert q.fail(["s00001"], retryable=False) == 1
+    assert (q.failed_count, q.resident_bytes) == (1, 20)  # a dropped ref no longer holds its bytes
 
 
 def test_partition_is_deterministic_and_covers_every_ref():

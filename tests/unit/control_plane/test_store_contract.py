@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from _support.control_plane import STORE_KINDS, make_ref
 from specforge_trainer.control_plane import DurableMarker, UnknownSampleError
@@ -89,38 +87,53 @@ def test_leases_are_fifo_exclusive_and_acked_refs_never_come_back(store_factory)
     assert store.claim_leases("t2", 10, lease_timeout_s=30) == []
 
 
-def test_a_dead_holders_leases_come_back_in_commit_order(store_factory):
+def test_a_dead_holders_leases_come_back_in_commit_order(store_factory, lease_clock):
     store = store_factory()
-    store.commit_samples([make_ref(i) for i in range(4)])
+    store.commit_samples([make_ref(i) for i in (3, 0, 2, 1)])  # commit order is not the ids' order
     if store_factory.kind == "noop":
         assert store.claim_leases("dies", 2, lease_timeout_s=1.0) == []
         return
     assert len(store.claim_leases("dies", 2, lease_timeout_s=1.0)) == 2
     assert [r.sample_id for r in store.claim_leases("lives", 1, lease_timeout_s=30)] == ["s00002"]
-    time.sleep(1.2)
-    # "dies" has not called since: its two refs return ahead of s00003, in commit order
+    lease_clock.advance(1.2)
+    # "dies" has not called since: its two refs return ahead of s00001, in commit order
     assert [r.sample_id for r in store.claim_leases("lives", 10, lease_timeout_s=30)] == [
+        "s00003",
         "s00000",
         "s00001",
-        "s00003",
     ]
 
 
-def test_a_live_holder_keeps_its_leases_however_long_a_step_takes(store_factory):
+def test_a_lease_lasts_its_whole_timeout_after_the_holders_last_call(store_factory, lease_clock):
+    """Held up to and including ``lease_timeout_s`` after the holder's last call; back to pending after."""
+    store = store_factory()
+    store.commit_samples([make_ref(i) for i in range(2)])
+    if store_factory.kind == "noop":
+        assert store.claim_leases("slow", 1, lease_timeout_s=2.0) == []
+        return
+    assert [r.sample_id for r in store.claim_leases("slow", 1, lease_timeout_s=2.0)] == ["s00000"]
+    # The virtual clock lands on the dot; real time (Redis) only well inside and well past it.
+    lease_clock.advance(1.0 if lease_clock.real else 2.0)
+    assert [r.sample_id for r in store.claim_leases("other", 10, lease_timeout_s=30)] == ["s00001"]
+    lease_clock.advance(1.5 if lease_clock.real else 0.001)
+    assert [r.sample_id for r in store.claim_leases("other", 10, lease_timeout_s=30)] == ["s00000"]
+
+
+def test_a_live_holder_keeps_its_leases_however_long_a_step_takes(store_factory, lease_clock):
     store = store_factory()
     store.commit_samples([make_ref(i) for i in range(3)])
     if store_factory.kind == "noop":
         assert store.claim_leases("slow", 2, lease_timeout_s=2.0) == []
         return
     store.claim_leases("slow", 2, lease_timeout_s=2.0)
-    for _ in range(3):
-        time.sleep(0.8)
+    for _ in range(3):  # 2.4 s in all, past the lease timeout: only the heartbeats keep the leases
+        lease_clock.advance(0.8)
         store.claim_leases("slow", 0, lease_timeout_s=2.0)  # heartbeat
     assert [r.sample_id for r in store.claim_leases("other", 10, lease_timeout_s=30)] == ["s00002"]
 
 
 @pytest.mark.parametrize("beat", ["claim_named", "ack_and_claim"])
-def test_a_named_claim_of_nothing_is_still_a_heartbeat(store_factory, beat):
+def test_a_named_claim_of_nothing_is_still_a_heartbeat(store_factory, beat, lease_clock):
     store = store_factory()
     store.commit_samples([make_ref(i) for i in range(2)])
 
@@ -136,7 +149,7 @@ def test_a_named_claim_of_nothing_is_still_a_heartbeat(store_factory, beat):
         return
     store.claim_named("slow", ["s00000"], lease_timeout_s=2.0)
     for _ in range(3):
-        time.sleep(0.8)
+        lease_clock.advance(0.8)
         assert heartbeat() == []
     assert [r.sample_id for r in store.claim_leases("other", 10, lease_timeout_s=30)] == ["s00001"]
 

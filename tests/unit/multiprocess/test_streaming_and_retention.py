@@ -6,16 +6,24 @@ what these tests check: backpressure, resume and training-order commits are); fe
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from _support.manifests import minimal_run
+from specforge_api import parse_run_manifest
 from specforge_trainer.control_plane import DataFlowController, InMemoryMetadataStore, SampleRef
 from specforge_trainer.feature_retention import ReleaseCheckpointedFeatures, checkpoint_step
 from specforge_trainer.features.producer import sample_id
 from specforge_trainer.features.store import DirectoryFeatureStore
 from specforge_trainer.schedule import DataSchedule
-from specforge_trainer.streaming_produce import StreamingProducer, epoch_feature_key, scheduled_in_order
+from specforge_trainer.streaming_produce import (
+    StreamingProducer,
+    epoch_feature_key,
+    produce_streaming,
+    scheduled_in_order,
+)
 
 
 class TinyProducer:
@@ -81,6 +89,78 @@ def test_bound_must_be_positive(tmp_path: Path) -> None:
         StreamingProducer(
             TinyProducer(DirectoryFeatureStore(tmp_path)), controller, worker_id="p", max_unacked_refs=0
         )
+
+
+def test_a_bound_of_one_ref_is_allowed(tmp_path: Path) -> None:
+    controller = DataFlowController("run", metadata_store=InMemoryMetadataStore())
+    streamer = StreamingProducer(
+        TinyProducer(DirectoryFeatureStore(tmp_path)), controller, worker_id="p", max_unacked_refs=1
+    )
+    assert streamer.run(iter([(0, 0)])).committed == 1
+
+
+def test_a_resumed_producer_counts_its_committed_unacked_refs_against_the_bound(tmp_path: Path) -> None:
+    controller = DataFlowController("run", metadata_store=InMemoryMetadataStore())
+    producer = TinyProducer(DirectoryFeatureStore(tmp_path))
+    first = StreamingProducer(producer, controller, worker_id="p", max_unacked_refs=2)
+    assert first.run(iter([(0, 0), (0, 1)])).committed == 2  # then the producer dies, nothing acked
+    waits = []
+
+    def trainer_acks_oldest(_: float) -> None:
+        pending = [sid for sid in controller.store.all_committed_ids() if not controller.store.is_acked(sid)]
+        waits.append(len(pending))
+        time.sleep(0.02)  # the trainer's step
+        controller.store.record_train_ack(pending[:1], global_step=1, optimizer_durable=False)
+
+    resumed = StreamingProducer(
+        producer, controller, worker_id="p", max_unacked_refs=2, sleep=trainer_acks_oldest
+    )
+    result = resumed.run(iter([(0, 0), (0, 1), (0, 2)]))
+    assert (result.computed, result.committed, result.skipped) == (1, 1, 2)
+    assert waits == [2]  # the two refs of the first life fill the bound: wait for an ack first
+    assert result.waited_s >= 0.02  # the time paused is reported
+
+
+def test_a_producer_with_room_never_waits(tmp_path: Path) -> None:
+    controller = DataFlowController("run", metadata_store=InMemoryMetadataStore())
+    streamer = StreamingProducer(
+        TinyProducer(DirectoryFeatureStore(tmp_path)), controller, worker_id="p", max_unacked_refs=4
+    )
+    assert 0 <= streamer.run(iter([(0, i) for i in range(4)])).waited_s < 0.5  # no pause to report
+
+
+class SampledTinyProducer(TinyProducer):
+    def __init__(self, store: DirectoryFeatureStore, num_samples: int) -> None:
+        super().__init__(store)
+        self.samples = list(range(num_samples))
+
+
+@pytest.mark.parametrize("max_unacked_refs", [3, 4])
+def test_the_bound_must_hold_one_global_batch(tmp_path: Path, max_unacked_refs: int) -> None:
+    """A producer whose refs make up a whole step waits for acks of that step: a bound below one global
+    batch would wait forever, so it is refused; exactly one global batch is enough."""
+    run = parse_run_manifest(minimal_run("r", training={"batchSize": 2, "epochs": 1}))
+    controller = DataFlowController("run", metadata_store=InMemoryMetadataStore())
+    producer = SampledTinyProducer(DirectoryFeatureStore(tmp_path), num_samples=4)
+
+    def stream() -> int:
+        return produce_streaming(
+            run,
+            producer,
+            controller,
+            trainer_world_size=2,  # global batch 2 x 2 = 4: one step, no wait with a bound of 4
+            shard_index=0,
+            num_shards=1,
+            max_unacked_refs=max_unacked_refs,
+        ).committed
+
+    if max_unacked_refs < 4:
+        with pytest.raises(
+            ValueError, match=r"max unacked refs \(3\) must hold at least one global batch \(4\)"
+        ):
+            stream()
+    else:
+        assert stream() == 4
 
 
 def test_retention_releases_only_acks_covered_by_the_newest_checkpoint(tmp_path: Path) -> None:

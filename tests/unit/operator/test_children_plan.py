@@ -81,3 +81,34 @@ def test_the_managed_store_is_placed_where_the_trainers_may_run() -> None:
     pod = redis["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"pool": "gpu"}
     assert pod["tolerations"] == [toleration]
+
+
+def test_storage_classes_and_the_scheduler_reach_the_rendered_objects() -> None:
+    """What the user names in the spec is what the API server gets, under the field it reads."""
+    run = build_run(
+        "dataflow_colocated",
+        featureStore={
+            "claim": {"size": "5Gi", "storageClassName": "fast-rwx", "accessModes": ["ReadWriteMany"]}
+        },
+        checkpoints={"path": "/ckpt"},
+        metadataStore={"managed": {"persistence": {"enabled": True, "storageClassName": "ssd"}}},
+        scheduling={"schedulerName": "volcano"},
+    )
+    plan = plan_children(run, store_ready=True, finished=False)
+    manifests = plan.to_apply + plan.held_back
+    claims = {m["metadata"]["name"]: m["spec"] for m in manifests if m["kind"] == "PersistentVolumeClaim"}
+    features = next(spec for name, spec in claims.items() if name.endswith("features"))
+    assert features == {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": "5Gi"}},
+        "storageClassName": "fast-rwx",
+    }
+    checkpoints = next(spec for name, spec in claims.items() if name.endswith("checkpoints"))
+    assert "storageClassName" not in checkpoints  # unset: the cluster's default class
+    assert any(spec.get("storageClassName") == "ssd" for spec in claims.values())  # the Redis AOF claim
+    workload = next(m for m in manifests if m["kind"] == "PyTorchJob")
+    for replica in workload["spec"]["pytorchReplicaSpecs"].values():
+        pod = replica["template"]["spec"]
+        assert pod["schedulerName"] == "volcano"
+        mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+        assert mounts["checkpoints"] == "/ckpt"

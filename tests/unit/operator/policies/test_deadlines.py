@@ -38,8 +38,12 @@ PRE_RUNNING = {
     "no deadline": ((None, 0, None, False, 10_000), False),
     "no workload yet": ((30, None, None, False, 10_000), False),
     "waiting, within the deadline": ((30, 0, None, False, 29), False),
+    "waiting, at the deadline": ((30, 0, None, False, 30), True),
     "waiting, past the deadline": ((30, 0, None, False, 31), True),
     "this workload ran": ((30, 0, 5, False, 1000), False),
+    # Timestamps have one-second resolution: pods all running in the second their workload was created
+    # is an ordinary fast start, not a workload that never ran.
+    "this workload ran in the second it was created": ((30, 100, 100, False, 1000), False),
     "an earlier workload ran, this one never did": ((30, 100, 5, False, 131), True),
     "suspended by the user": ((30, 0, None, True, 1000), False),
 }
@@ -60,3 +64,19 @@ def test_pre_running_deadline(given: tuple, fails: bool) -> None:
     if failure:
         assert failure.reason == PRE_RUNNING_DEADLINE_EXCEEDED
         assert failure.message.endswith("3 Insufficient nvidia.com/gpu."), failure.message
+
+
+def test_a_pre_running_failure_without_a_reason_says_so() -> None:
+    failure = pre_running_deadline_failure(
+        deadline_seconds=30,
+        workload_created=at(0),
+        running_time=None,
+        suspended_by_user=False,
+        waiting_for="",
+        now=at(45),
+    )
+    assert failure is not None
+    assert failure.message == (
+        "the trainer pods did not start within runPolicy.preRunningDeadlineSeconds 30 (waited 45 s): "
+        "no reason reported"
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -27,9 +26,11 @@ def inputs(
     created: float | None = 0,
     uid: str = "w1",
     leftover_ranks: int = 0,
+    mode: str = "dataflow_colocated",
     **spec: Any,
 ) -> PolicyInputs:
-    run = build_run("dataflow_colocated", runPolicy=run_policy or {}, **spec)
+    """A PyTorchJob run (gang restarts) unless ``mode`` is local_colocated (a single-pod Job)."""
+    run = build_run(mode, runPolicy=run_policy or {}, **spec)
     if status is not None:
         run = run.model_copy(update={"status": SpecForgeRunStatus.model_validate(status)})
     return PolicyInputs(
@@ -39,7 +40,7 @@ def inputs(
         ),
         workload_uid=uid,
         workload_created=None if created is None else at(created),
-        gang_restarts=True,
+        gang_restarts=mode != "local_colocated",  # as the workloads declare: a Job keeps its backoffLimit
         failure_detail="pod demo-trainer-master-0: Error (exit code 1)",
         leftover_ranks=leftover_ranks,
         workload_suspended=state == WorkloadState.SUSPENDED,
@@ -98,6 +99,58 @@ CASES = {
     "active deadline beats a restart": (
         inputs(
             state=WorkloadState.FAILED,
+            run_policy={"activeDeadlineSeconds": 50},
+            status={"startTime": wire(0)},
+        ),
+        ((Phase.FAILED, "DeadlineExceeded"), False, True, False),
+    ),
+    "active deadline, pods running: fail and stop them": (
+        inputs(
+            state=WorkloadState.RUNNING,
+            run_policy={"activeDeadlineSeconds": 50},
+            status={"startTime": wire(0)},
+        ),
+        ((Phase.FAILED, "DeadlineExceeded"), False, True, False),
+    ),
+    "active deadline, but the workload succeeded: the run succeeded": (
+        inputs(
+            state=WorkloadState.SUCCEEDED,
+            run_policy={"activeDeadlineSeconds": 50},
+            status={"startTime": wire(0)},
+        ),
+        (None, False, False, False),
+    ),
+    # The deadline acts on a workload and its pods: with none (a gang restart between deleting the failed
+    # workload and recreating it) there is nothing to stop, and the restart goes on.
+    "active deadline, no workload (old ranks still exiting): the restart goes on": (
+        inputs(
+            state=WorkloadState.ABSENT,
+            created=None,
+            run_policy={"activeDeadlineSeconds": 50},
+            status={"phase": "Restarting", "startTime": wire(0)},
+            leftover_ranks=2,
+        ),
+        ((Phase.RESTARTING, "RestartingAllRanks"), False, False, False),
+    ),
+    "active deadline, no workload: no verdict of the policies": (
+        inputs(
+            state=WorkloadState.ABSENT,
+            created=None,
+            run_policy={"activeDeadlineSeconds": 50},
+            status={"phase": "Restarting", "startTime": wire(0)},
+        ),
+        (None, False, False, False),
+    ),
+    # local_colocated's single-pod Job is not restarted by the operator: the Job's own backoffLimit
+    # retries the pod, and a failed Job fails the run through the derived status, not a policy verdict.
+    "single-pod Job failed: no gang restart": (
+        inputs(mode="local_colocated", state=WorkloadState.FAILED),
+        (None, False, False, False),
+    ),
+    "single-pod Job past its active deadline: fail and stop": (
+        inputs(
+            mode="local_colocated",
+            state=WorkloadState.RUNNING,
             run_policy={"activeDeadlineSeconds": 50},
             status={"startTime": wire(0)},
         ),
@@ -174,6 +227,16 @@ def test_running_time_moves_only_for_a_new_workload() -> None:
         inputs(state=WorkloadState.RUNNING, created=50, status={"runningTime": wire(10)})
     )
     assert renewed.status_fields["runningTime"] == wire(100)
+    # One-second timestamps: pods running in the second their workload was created ran on this workload.
+    same_second = evaluate_policies(
+        inputs(state=WorkloadState.RUNNING, created=50, status={"runningTime": wire(50)})
+    )
+    assert same_second.status_fields["runningTime"] == wire(50)
+
+
+def test_a_single_pod_job_that_failed_counts_no_restart() -> None:
+    outcome = evaluate_policies(inputs(mode="local_colocated", state=WorkloadState.FAILED, uid="w7"))
+    assert outcome.status_fields == {} and not outcome.delete_trainer_workload
 
 
 def test_unschedulable_warns_once_per_message() -> None:
@@ -208,10 +271,6 @@ def test_no_pod_verdict_keeps_the_last_schedulable_condition() -> None:
     assert evaluate_policies(inputs(schedulability=None)).conditions == ()
 
 
-def test_times_are_utc_aware() -> None:
-    assert isinstance(at(0), datetime) and at(0).tzinfo is not None
-
-
 def test_queue_admission_condition() -> None:
     waiting = evaluate_policies(inputs(state=WorkloadState.SUSPENDED, scheduling={"queueName": "team-a"}))
     assert [(c.type, c.status, c.reason) for c in waiting.conditions] == [
@@ -221,3 +280,84 @@ def test_queue_admission_condition() -> None:
     admitted = evaluate_policies(inputs(state=WorkloadState.RUNNING, scheduling={"queueName": "team-a"}))
     assert [(c.type, c.status) for c in admitted.conditions] == [("QueueAdmitted", True)]
     assert evaluate_policies(inputs(state=WorkloadState.RUNNING)).conditions == ()
+
+
+def test_verdicts_carry_the_message_the_status_shows() -> None:
+    """The verdict's message is what `kubectl get` and the run's conditions show: the reason the user acts on."""
+    unschedulable = evaluate_policies(
+        inputs(run_policy={"preRunningDeadlineSeconds": 30}, schedulability=UNSCHEDULABLE)
+    ).verdict
+    assert unschedulable is not None and unschedulable.message.endswith(
+        f"(waited 100 s): {UNSCHEDULABLE.message}"
+    )
+    queued = evaluate_policies(
+        inputs(
+            state=WorkloadState.SUSPENDED,
+            run_policy={"preRunningDeadlineSeconds": 30},
+            scheduling={"queueName": "team-a"},
+        )
+    ).verdict
+    assert queued is not None and queued.reason == "PreRunningDeadlineExceeded" and "team-a" in queued.message
+    pending = evaluate_policies(inputs(run_policy={"preRunningDeadlineSeconds": 30})).verdict
+    assert pending is not None and pending.message.endswith("(waited 100 s): the pods are pending")
+
+    restart = evaluate_policies(inputs(state=WorkloadState.FAILED)).verdict
+    assert restart is not None and restart.message.startswith("restart 1 of at most ")
+    assert restart.message.endswith(
+        ": 1 Master replica(s) failed; pod demo-trainer-master-0: Error (exit code 1)"
+    )
+    given_up = evaluate_policies(
+        inputs(state=WorkloadState.FAILED, uid="w3", run_policy={"backoffLimit": 1}, status={"restarts": 1})
+    ).verdict
+    assert given_up is not None and given_up.message == (
+        "a rank failed after 1 restarts (runPolicy.backoffLimit 1): "
+        "1 Master replica(s) failed; pod demo-trainer-master-0: Error (exit code 1)"
+    )
+    holding = evaluate_policies(
+        inputs(state=WorkloadState.ABSENT, created=None, status={"phase": "Restarting"}, leftover_ranks=2)
+    ).verdict
+    assert holding is not None and holding.message.startswith("waiting for 2 ranks of the failed workload")
+    admission = evaluate_policies(inputs(state=WorkloadState.SUSPENDED, scheduling={"queueName": "team-a"}))
+    assert admission.verdict is not None and "team-a" in admission.verdict.message
+
+
+def test_pods_running_past_the_pre_running_deadline_are_not_failed_by_it() -> None:
+    running = evaluate_policies(
+        inputs(state=WorkloadState.RUNNING, created=0, run_policy={"preRunningDeadlineSeconds": 30})
+    )
+    assert running.verdict is None and running.status_fields == {"runningTime": wire(100)}
+
+
+def test_a_first_restart_is_counted_from_zero() -> None:
+    outcome = evaluate_policies(inputs(state=WorkloadState.FAILED, uid="w1"))
+    assert outcome.status_fields == {"restarts": 1, "lastFailedWorkloadUid": "w1"}
+    assert evaluate_policies(inputs(state=WorkloadState.PENDING)).status_fields == {}
+
+
+def test_a_queued_run_reports_admission_beside_schedulability() -> None:
+    admitted = evaluate_policies(
+        inputs(state=WorkloadState.RUNNING, scheduling={"queueName": "team-a"}, schedulability=UNSCHEDULABLE)
+    )
+    assert [(c.type, c.status, c.reason, c.message) for c in admitted.conditions] == [
+        ("Schedulable", False, "Unschedulable", UNSCHEDULABLE.message),
+        ("QueueAdmitted", True, "Admitted", ""),
+    ]
+    assert [(e.type, e.reason, e.message) for e in admitted.events] == [
+        ("Warning", "Unschedulable", UNSCHEDULABLE.message)
+    ]
+
+
+def test_no_pod_verdict_keeps_a_schedulable_true_condition_true() -> None:
+    previous = {
+        "conditions": [
+            {
+                "type": "Schedulable",
+                "status": "True",
+                "reason": "PodsScheduled",
+                "message": "all 1 pods are scheduled",
+                "lastTransitionTime": wire(0),
+            }
+        ]
+    }
+    kept = evaluate_policies(inputs(state=WorkloadState.RUNNING, schedulability=None, status=previous))
+    assert [(c.type, c.status, c.reason) for c in kept.conditions] == [("Schedulable", True, "PodsScheduled")]

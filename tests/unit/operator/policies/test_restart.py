@@ -58,3 +58,19 @@ def test_messages_name_the_count_the_limit_and_the_failed_pod() -> None:
     )
     assert give_up.reason == "BackoffLimitExceeded"
     assert give_up.message == "a rank failed after 2 restarts (runPolicy.backoffLimit 2)"
+
+
+def test_waiting_for_the_failed_workload_to_go_repeats_the_count_and_the_failed_pod() -> None:
+    """Every reconcile until the failed workload is gone says the same: the restart already counted."""
+    waiting = decide_restart(
+        workload_failed=True,
+        workload_uid="w1",
+        failure="pod r-worker-1: Error (exit code 1)",
+        restarts=1,
+        last_failed_workload_uid="w1",
+        backoff_limit=2,
+    )
+    assert waiting.reason == "RestartingAllRanks"
+    assert waiting.message.startswith("restart 1 of at most 2: ") and waiting.message.endswith(
+        ": pod r-worker-1: Error (exit code 1)"
+    )

@@ -36,6 +36,14 @@ CASES = {
         None,
     ),
     "one scheduled, one not judged: no verdict yet": ([pod("a-0", scheduled=True), pod("a-1")], None),
+    "one not judged, one unschedulable: unschedulable": (
+        [pod("a-0"), pod("a-1", scheduled=False, message=GPU_MESSAGE)],
+        Schedulability(False, "Unschedulable", f"1 of 2 pods cannot be scheduled; pod a-1: {GPU_MESSAGE}"),
+    ),
+    "unschedulable without a message": (
+        [pod("a-0", scheduled=False)],
+        Schedulability(False, "Unschedulable", "1 of 1 pods cannot be scheduled; pod a-0: no message"),
+    ),
 }
 
 
