@@ -34,7 +34,7 @@ constraints: ## Re-pin constraints.txt from a fresh resolve of pyproject.toml (t
 	mv constraints.txt.new constraints.txt && rm -rf $(VENV)-pin
 
 .PHONY: system-deps
-system-deps: ## Install the system packages tests need (redis-server)
+system-deps: ## Install the system packages tests need (redis-server, containerd, buildah, debootstrap...)
 	hack/install-system-deps.sh
 
 .PHONY: demo
@@ -42,7 +42,10 @@ demo: deps ## Main job: train a draft model locally on the built-in target and b
 	$(BIN)/specforge run examples/local-colocated.yaml
 
 .PHONY: test
-test: deps system-deps cluster-binaries ## Run every test layer: unit, integration (real Redis), e2e (real API server, real pods)
+# The three slow preparations overlap (pip downloads, the Go build, buildah's image builds): on a cold
+# machine that is most of the wall time. The real-pod tests import the built images into their node.
+test: system-deps ## Run every test layer: unit, integration (real Redis), e2e (real API server, real pods)
+	$(MAKE) -j3 --no-print-directory deps cluster-binaries images-build
 	SPECFORGE_REQUIRE_REAL_NODE=$${SPECFORGE_REQUIRE_REAL_NODE:-1} $(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-fast
@@ -137,6 +140,10 @@ IMAGES_ARGS ?=
 .PHONY: images
 images: system-deps ## Build the images without Docker (buildah: base, redis, operator, trainer) and import them into the real node (IMAGES_ARGS=--build-only...)
 	hack/images.sh $(IMAGES_ARGS)
+
+.PHONY: images-build
+images-build: system-deps ## Build the images only (no cluster needed); `make images` also imports them
+	hack/images.sh --build-only
 
 .PHONY: lint-dockerfile
 lint-dockerfile: deps ## Lint the Dockerfile with hadolint (installed from PyPI by the dev extra)
