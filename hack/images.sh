@@ -37,6 +37,10 @@ BASE_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 # config digest containerd reports after the import is buildah's image ID.
 export BUILDAH_FORMAT=docker
 export BUILDAH_ISOLATION=chroot
+# buildah's storage (layers, the layer cache) lives under the cache directory with the project's other
+# built artifacts, so a machine that keeps ~/.cache (CI after a session) rebuilds nothing.
+BUILDAH_STORAGE="$IMAGES_CACHE/storage"
+export CONTAINERS_STORAGE_CONF="$IMAGES_CACHE/storage.conf"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
@@ -66,7 +70,14 @@ for tool in buildah debootstrap ctr python3; do
 done
 export PATH="$PATH:/usr/sbin:/sbin"
 
-mkdir -p "$IMAGES_CACHE/tmp"
+mkdir -p "$IMAGES_CACHE/tmp" "$BUILDAH_STORAGE"
+cat >"$CONTAINERS_STORAGE_CONF.tmp" <<TOML
+[storage]
+driver = "overlay"
+graphroot = "$BUILDAH_STORAGE"
+runroot = "/run/specforge-k8s/buildah"
+TOML
+mv "$CONTAINERS_STORAGE_CONF.tmp" "$CONTAINERS_STORAGE_CONF"
 exec 9>"$IMAGES_CACHE/lock"
 flock 9 || true  # one run at a time (they share buildah's storage and the stamps)
 
@@ -304,13 +315,27 @@ ensure_imported() {
 
 # ---------------------------------------------------------------- main
 total_start=$(now)
+# A trainer build generation (its stages' layers and the image) takes ~18 GB. Older generations stay
+# as untagged images, the layer cache; when the disk runs short they go (the next build downloads its
+# dependencies again), rather than the disk filling up and the node evicting its imported images.
+MIN_FREE_GB=${SPECFORGE_IMAGES_MIN_FREE_GB:-30}
+free_gb() { df -P -BG "$BUILDAH_STORAGE" | awk 'NR == 2 {sub("G", "", $4); print $4}'; }
+prune_when_short() {
+  if [ "$(free_gb)" -lt "$MIN_FREE_GB" ]; then
+    echo "==> less than $MIN_FREE_GB GB free: pruning buildah's untagged images (the layer cache)" >&2
+    buildah rmi --prune >/dev/null 2>&1 || true
+  fi
+}
+
 if [ "$mode" != import ]; then
+  prune_when_short
   # The base goes first: the other three are built on it and their inputs include its ID.
   ensure_built base
   for name in redis operator trainer; do
     if [[ " ${selected[*]} " == *" $name "* ]]; then ensure_built "$name"; fi
   done
 fi
+[ "$mode" = import ] || prune_when_short
 imported=0
 if [ "$mode" != build ]; then
   if containerd_up; then

@@ -277,10 +277,12 @@ podLogsDir: $NODE_DIR/pod-logs
 # Images are imported, not pulled: never garbage-collect them (100 disables image GC).
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
+# Eviction under disk pressure also deletes every unused image, which here means the imported ones:
+# absolute floors, so only a disk that is really full (not a busy shared one) triggers it.
 evictionHard:
   memory.available: 100Mi
-  nodefs.available: 2%
-  imagefs.available: 2%
+  nodefs.available: 1Gi
+  imagefs.available: 1Gi
 serializeImagePulls: false
 YAML
   echo "$healthz" >"$NODE_DIR/kubelet-healthz-port"
