@@ -20,7 +20,7 @@ PASSWORD = "s3cret"
 
 def rendered_redis_options(example: str) -> list[str]:
     """The rendered container's redis-server options, with the password its Secret would give and
-    without the port (the test server's own)."""
+    without the port and directory (the test server's own)."""
     manifest = yaml.safe_load((EXAMPLES / example).read_text())
     manifest["metadata"].update(namespace="default", uid="uid-1", generation=1)
     run = parse_run_manifest(manifest)
@@ -30,8 +30,10 @@ def rendered_redis_options(example: str) -> list[str]:
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["redis-server"]
     args = [a.replace("$(REDIS_PASSWORD)", PASSWORD) for a in container["args"]]
-    port = args.index("--port")
-    return args[:port] + args[port + 2 :]
+    for option in ("--port", "--dir"):  # the local server's own (LocalRedisServer keeps them)
+        at = args.index(option)
+        args = args[:at] + args[at + 2 :]
+    return args
 
 
 @pytest.mark.parametrize("example", ["disaggregated.yaml", "dataflow-colocated.yaml"])
