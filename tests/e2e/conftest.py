@@ -203,3 +203,32 @@ def namespace(kube_api: k8s_client.ApiClient) -> Iterator[str]:
     core.create_namespace(k8s_client.V1Namespace(metadata=k8s_client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def real_node(kube_api: k8s_client.ApiClient) -> str:
+    """The name of the cluster's real node. Without one the test is skipped, or failed when
+    SPECFORGE_REQUIRE_REAL_NODE=1 (as `make test` sets it)."""
+    nodes = k8s_client.CoreV1Api(kube_api).list_node(label_selector=f"{REAL_NODE_LABEL}=true").items
+    if not nodes:
+        reason = f"the cluster has no node labelled {REAL_NODE_LABEL}=true (no real node)"
+        if os.environ.get("SPECFORGE_REQUIRE_REAL_NODE") == "1":
+            pytest.fail(reason + "; SPECFORGE_REQUIRE_REAL_NODE=1 requires one")
+        pytest.skip(reason)
+    return nodes[0].metadata.name
+
+
+def run_script(*argv: str, timeout: float) -> None:
+    """Run a project script; a failure fails the test with the end of its output."""
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
+
+
+@pytest.fixture(scope="session")
+def images_on_node(real_node: str, local_control_plane: bool) -> None:
+    """The operator, trainer and Redis images in the real node's containerd (kind: loaded by the script)."""
+    if local_control_plane:
+        run_script(str(HACK_DIR / "images.sh"), timeout=3600)

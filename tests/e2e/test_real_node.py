@@ -45,25 +45,9 @@ for server in ("kubernetes.default.svc", host):
 """
 
 
-@pytest.fixture(scope="module")
-def real_node(kube_api: k8s_client.ApiClient) -> str:
-    core = k8s_client.CoreV1Api(kube_api)
-    try:
-        node = core.read_node(REAL_NODE_NAME)
-    except ApiException as error:
-        if error.status != 404:
-            raise
-        pytest.skip(
-            f"the cluster has no real node {REAL_NODE_NAME} (another cluster on this machine holds it, "
-            "SPECFORGE_REAL_NODE=0, or not a hack/cluster.sh cluster)"
-        )
-    ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
-    if not ready:
-        pytest.skip(f"the real node {REAL_NODE_NAME} is not Ready")
-    images = {name for image in node.status.images or [] for name in image.names or []}
-    if BASE_IMAGE not in images:
-        pytest.skip(f"{BASE_IMAGE} is not in the real node's containerd yet")
-    return REAL_NODE_NAME
+@pytest.fixture(scope="module", autouse=True)
+def base_image_on_node(images_on_node: None) -> None:
+    """The pods below run BASE_IMAGE, which `hack/images.sh` (through ``images_on_node``) imports."""
 
 
 @pytest.fixture

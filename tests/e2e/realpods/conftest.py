@@ -7,8 +7,8 @@ them into the node (``hack/images.sh``: cached, a no-op when nothing changed), t
 operator with Helm (``hack/operator-install.sh``) and uninstalls it afterwards, so the operator the
 tests talk to is the one users get: its image, its ServiceAccount and its RBAC.
 
-A cluster without a real node skips this package, unless ``SPECFORGE_REQUIRE_REAL_NODE=1`` (as
-``make test`` sets it), which makes that a failure.
+The ``real_node`` and ``images_on_node`` fixtures live in tests/e2e/conftest.py: a cluster without a
+real node skips this package, unless ``SPECFORGE_REQUIRE_REAL_NODE=1`` (as ``make test`` sets it).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from e2e.conftest import HACK_DIR, REAL_NODE_LABEL, wait_for
+from e2e.conftest import HACK_DIR, run_script, wait_for
 from e2e.specforgerun.conftest import GROUP, PLURAL, VERSION
 from kubernetes import client as k8s_client
 
@@ -43,38 +43,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def real_node(kube_api: k8s_client.ApiClient) -> str:
-    nodes = k8s_client.CoreV1Api(kube_api).list_node(label_selector=f"{REAL_NODE_LABEL}=true").items
-    if not nodes:
-        reason = f"the cluster has no node labelled {REAL_NODE_LABEL}=true (no real node)"
-        if os.environ.get("SPECFORGE_REQUIRE_REAL_NODE") == "1":
-            pytest.fail(reason + "; SPECFORGE_REQUIRE_REAL_NODE=1 requires one")
-        pytest.skip(reason)
-    return nodes[0].metadata.name
-
-
-def _script(*argv: str, timeout: float) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0:
-        pytest.fail(
-            f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
-
-
-@pytest.fixture(scope="session")
-def images_on_node(real_node: str, local_control_plane: bool) -> None:
-    """The operator, trainer and Redis images in the real node's containerd (kind: loaded by the script)."""
-    if local_control_plane:
-        _script(str(HACK_DIR / "images.sh"), timeout=3600)
-
-
-@pytest.fixture(scope="session")
 def installed_operator(images_on_node: None, kubeconfig: str) -> Iterator[None]:
-    _script(str(HACK_DIR / "operator-install.sh"), timeout=600)
+    run_script(str(HACK_DIR / "operator-install.sh"), timeout=600)
     try:
         yield
     finally:
-        _script(str(HACK_DIR / "operator-install.sh"), "--uninstall", timeout=600)
+        run_script(str(HACK_DIR / "operator-install.sh"), "--uninstall", timeout=600)
 
 
 def kubectl_apply(manifest: dict[str, Any], namespace: str) -> None:
