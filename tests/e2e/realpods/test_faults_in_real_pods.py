@@ -10,6 +10,7 @@ from _support.multiprocess_runs import scheduled_ack_steps
 from e2e.conftest import wait_for
 from e2e.realpods.conftest import kubectl_apply, load_example, newest_weights, train_on_host
 from e2e.realpods.test_modes_in_real_pods import CHAT_MINI, SHORT, _acked_steps
+from kubernetes.client import BatchV1Api
 from specforge_api import parse_run_manifest
 
 
@@ -22,6 +23,11 @@ def _delete_one(real_runs, name: str, component: str) -> str:
     assert pods, f"no running {component} pod of {name} to delete"
     real_runs.core.delete_namespaced_pod(pods[0].metadata.name, real_runs.namespace, grace_period_seconds=0)
     return pods[0].metadata.name
+
+
+def _producers_done(real_runs) -> bool:
+    job = BatchV1Api(real_runs.core.api_client).read_namespaced_job("faults-producers", real_runs.namespace)
+    return (job.status.succeeded or 0) == 2
 
 
 def test_deleted_trainer_redis_and_producer_pods_cost_nothing(real_runs, real_node, tmp_path):
@@ -53,6 +59,9 @@ def test_deleted_trainer_redis_and_producer_pods_cost_nothing(real_runs, real_no
         p for p in real_runs.pods("faults", "metadata-store") if p.metadata.deletion_timestamp is None
     ]
     assert len(redis_pods) == 1
+    # The replacement of the deleted producer may still be finishing (it finds its refs committed) when
+    # the trainers are done: the Job completes each index exactly once.
+    wait_for(lambda: _producers_done(real_runs), "the producer Job to complete", timeout=300, interval=1)
     succeeded = [p for p in real_runs.pods("faults", "producer") if p.status.phase == "Succeeded"]
     indices = [p.metadata.annotations["batch.kubernetes.io/job-completion-index"] for p in succeeded]
     assert sorted(indices) == ["0", "1"]
