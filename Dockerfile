@@ -20,8 +20,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # ---------------------------------------------------------------- build stages
 FROM base AS build-base
 WORKDIR /src
-RUN python -m venv /opt/venv
-COPY pyproject.toml README.md constraints.txt ./
+# pyproject.toml names README.md as the long description; an empty one does, and copying the real one
+# would rebuild both images for every README edit.
+RUN python -m venv /opt/venv && touch README.md
+COPY pyproject.toml constraints.txt ./
 
 # Dependencies first, pinned by constraints.txt (the set the development virtualenv installs too, so an
 # image and a laptop train the same weights), in a layer that source edits do not invalidate.

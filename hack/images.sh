@@ -151,7 +151,7 @@ inputs_hash() {
       {
         buildah_id "$BASE_IMAGE"
         echo "target=$1"
-        hash_files Dockerfile .dockerignore constraints.txt pyproject.toml README.md api "$1"
+        hash_files Dockerfile .dockerignore constraints.txt pyproject.toml api "$1"
       } | sha256sum | cut -c1-64
       ;;
   esac

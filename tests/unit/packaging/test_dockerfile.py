@@ -107,7 +107,7 @@ def test_operator_image_dependencies_exclude_torch() -> None:
 
 def test_each_image_copies_the_shared_api_and_its_own_package_only() -> None:
     stages = dockerfile_stages()
-    shared = {"pyproject.toml", "README.md", "constraints.txt", "api"}
+    shared = {"pyproject.toml", "constraints.txt", "api"}
     assert _context_copies("operator-build", stages) == shared | {"operator"}
     assert _context_copies("trainer-build", stages) == shared | {"trainer"}
 
@@ -136,6 +136,6 @@ def test_dockerignore_keeps_local_state_out() -> None:
     patterns = [line for line in lines if line and not line.startswith("#")]
     assert patterns[0] == "*", "start from an empty context and re-include only what the images need"
     included = {line.removeprefix("!").rstrip("/") for line in patterns if line.startswith("!")}
-    assert included == {"pyproject.toml", "README.md", "constraints.txt", "api", "operator", "trainer"}
+    assert included == {"pyproject.toml", "constraints.txt", "api", "operator", "trainer"}
     stages = dockerfile_stages()
     assert included == _context_copies("operator-build", stages) | _context_copies("trainer-build", stages)
