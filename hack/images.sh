@@ -222,7 +222,7 @@ build_base() {
 
 build_redis() {
   timed "redis: buildah bud" logged "$IMAGES_CACHE/redis.build.log" \
-    nice buildah bud --layers --pull=false --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+    nice buildah bud --layers --force-rm --pull=false --build-arg "BASE_IMAGE=$BASE_IMAGE" \
     -f "$HACK_DIR/redis.Containerfile" -t "$REDIS_IMAGE" "$HACK_DIR"
 }
 
@@ -240,7 +240,7 @@ ca_mount_args() {
 build_target() {  # operator | trainer
   ca_mount_args
   timed "$1: buildah bud" logged "$IMAGES_CACHE/$1.build.log" \
-    nice buildah bud --layers --pull=false "${MOUNT_ARGS[@]}" \
+    nice buildah bud --layers --force-rm --pull=false "${MOUNT_ARGS[@]}" \
     --build-arg "PYTHON_IMAGE=$BASE_IMAGE" --target "$1" -t "$(image_name "$1")" \
     -f "$REPO_ROOT/Dockerfile" "$REPO_ROOT"
 }
@@ -328,6 +328,9 @@ prune_when_short() {
 }
 
 if [ "$mode" != import ]; then
+  # Working containers a killed or failed run left behind hold whole layers (gigabytes for the trainer);
+  # runs are serialised by the lock above, so any that exist now are leftovers.
+  buildah rm --all >/dev/null 2>&1 || true
   prune_when_short
   # The base goes first: the other three are built on it and their inputs include its ID.
   ensure_built base
