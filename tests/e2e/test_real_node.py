@@ -198,8 +198,16 @@ def test_service_names_resolve_across_and_within_namespaces(
 
     # Ready, not merely Running: the Service has an endpoint only once the server listens.
     wait_for(server_ready, "the echo server to be ready", timeout=POD_TIMEOUT)
+    # kube-proxy programs the Service a moment after its endpoint turns ready (until then the ClusterIP
+    # refuses connections), so the client retries refused connections for a while, as clients do.
     fetch = (
-        "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())"
+        "import sys, time, urllib.request\n"
+        "for attempt in range(60):\n"
+        "    try:\n"
+        "        print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode()); break\n"
+        "    except OSError:\n"
+        "        if attempt == 59: raise\n"
+        "        time.sleep(0.5)\n"
     )
     # From another namespace: <svc>.<ns>.svc, the fully qualified name, and a request through the Service.
     script = (
