@@ -78,7 +78,16 @@ def test_a_killed_process_and_its_children_are_reported_and_reaped(tmp_path):
     assert not alive(child), "the launcher's child outlived the stop"
 
 
-def test_ctrl_c_stops_everything(tmp_path):
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C raises KeyboardInterrupt, even where the test runner was started with SIGINT ignored (a
+    shell's background job), which Python then leaves ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_everything(tmp_path, ctrl_c_raises):
     sup = Supervisor(tmp_path, stop_grace_s=2)
     procs = [sup.start(sleeper(f"rank{i}")) for i in range(2)]
     threading.Timer(0.3, lambda: signal.raise_signal(signal.SIGINT)).start()
