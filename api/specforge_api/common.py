@@ -79,10 +79,6 @@ class VolumeSource(ApiModel):
     )
 
 
-def scratch_volume() -> VolumeSource:
-    return VolumeSource(empty_dir=EmptyDirVolume())
-
-
 class Resources(ApiModel):
     """CPU and memory for one container; the request equals the limit for memory, CPU is requested only."""
 
