@@ -258,6 +258,11 @@ ensure_built() {
     return 0
   fi
   echo "==> building $name ($image)"
+  if [[ "$name" == operator || "$name" == trainer ]]; then
+    # The outdated image goes first: a trainer build needs ~25 GB at its peak, and the old one is 6 GB.
+    buildah rmi "$image" >/dev/null 2>&1 || true
+    prune_when_short
+  fi
   case "$name" in
     base) build_base ;;
     redis) build_redis ;;
