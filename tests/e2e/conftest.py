@@ -196,13 +196,22 @@ def kube_api(kubeconfig: str) -> Iterator[k8s_client.ApiClient]:
         api.close()
 
 
+@contextmanager
+def fresh_namespace(kube_api: k8s_client.ApiClient, prefix: str = "e2e") -> Iterator[str]:
+    """A new namespace named ``<prefix>-<random>``, deleted on exit."""
+    core = k8s_client.CoreV1Api(kube_api)
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(k8s_client.V1Namespace(metadata=k8s_client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+
+
 @pytest.fixture
 def namespace(kube_api: k8s_client.ApiClient) -> Iterator[str]:
-    core = k8s_client.CoreV1Api(kube_api)
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(k8s_client.V1Namespace(metadata=k8s_client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
+    with fresh_namespace(kube_api) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")

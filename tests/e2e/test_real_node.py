@@ -11,11 +11,10 @@ They are skipped when the cluster has no real node (another cluster on this mach
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-from e2e.conftest import REAL_NODE_LABEL, REAL_NODE_NAME, wait_for
+from e2e.conftest import REAL_NODE_LABEL, REAL_NODE_NAME, fresh_namespace, wait_for
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 
@@ -52,11 +51,8 @@ def base_image_on_node(images_on_node: None) -> None:
 
 @pytest.fixture
 def other_namespace(kube_api: k8s_client.ApiClient) -> Iterator[str]:
-    core = k8s_client.CoreV1Api(kube_api)
-    name = f"e2e-other-{uuid.uuid4().hex[:8]}"
-    core.create_namespace(k8s_client.V1Namespace(metadata=k8s_client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
+    with fresh_namespace(kube_api, "e2e-other") as name:
+        yield name
 
 
 def wait_default_service_account(core: k8s_client.CoreV1Api, namespace: str) -> None:
