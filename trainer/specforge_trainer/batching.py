@@ -38,6 +38,9 @@ def collate_features(
         input_ids=input_ids,
         attention_mask=attention_mask,
         loss_mask=_pad_stack([s["loss_mask"] for s in samples], length).to(device),
-        aux_hidden_states=_pad_stack([s["aux_hidden_states"] for s in samples], length).to(device),
+        # Features keep the target's dtype on disk (bf16 for most targets); the draft's weights are fp32.
+        aux_hidden_states=_pad_stack([s["aux_hidden_states"] for s in samples], length).to(
+            device, torch.float32
+        ),
         target_logits=target_logits,
     )

@@ -17,14 +17,15 @@ import torch
 from specforge_api import SpecForgeRun
 
 from specforge_trainer.control_plane import DataFlowController, DeploymentMode, resolve_control_plane
-from specforge_trainer.data.chat_jsonl import read_chat_jsonl
-from specforge_trainer.data.tokenize import TokenizedSample, tokenize_chat
+from specforge_trainer.data.tokenize import TokenizedSample
+from specforge_trainer.data.training_set import load_training_set
 from specforge_trainer.distributed import ParallelContext, barrier, init_parallel
 from specforge_trainer.features.producer import FeatureProducer
 from specforge_trainer.features.store import DirectoryFeatureStore, MemoryFeatureStore
 from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
 from specforge_trainer.models.draft_vocab import DraftVocab, build_draft_vocab
-from specforge_trainer.models.target import TargetModel, load_target
+from specforge_trainer.models.target import TargetModel, describe_target
+from specforge_trainer.preflight import check_run_fits_target
 from specforge_trainer.ref_sources import OnlineRefs, PrecomputedRefs, ProducerRefs, RefSource
 from specforge_trainer.resources import builtin_dataset_path
 from specforge_trainer.schedule import DataSchedule
@@ -46,9 +47,15 @@ def load_run_data(run: SpecForgeRun, context: ParallelContext) -> RunData:
     spec = run.spec
     training = spec.training
     dataset_path = spec.dataset.path or builtin_dataset_path(spec.dataset.builtin or "")
-    chats = read_chat_jsonl(dataset_path)  # before the model: a bad file fails in a second
-    target = load_target(builtin=spec.target_model.builtin, path=spec.target_model.path).to(context.device)
-    samples = [tokenize_chat(chat, target.tokenizer, training.max_length) for chat in chats]
+    description = describe_target(builtin=spec.target_model.builtin, path=spec.target_model.path)
+    samples = load_training_set(
+        dataset_path,
+        description.tokenizer,
+        max_length=training.max_length,
+        max_bad_fraction=spec.dataset.max_bad_sample_fraction,
+    )
+    check_run_fits_target(run, description, samples)  # before the weights load and any feature
+    target = description.load().to(context.device)
     schedule = DataSchedule(len(samples), training.batch_size, context.world_size, training.seed)
     return RunData(target=target, samples=samples, schedule=schedule)
 
@@ -60,23 +67,11 @@ def trained_tokens(samples: Sequence[TokenizedSample]) -> list[torch.Tensor]:
 
 def build_draft(run: SpecForgeRun, data: RunData) -> Eagle3DraftModel:
     target = data.target
-    draft_vocab_size = run.spec.training.draft_vocab_size
-    if draft_vocab_size > target.vocab_size:
-        raise ValueError(
-            f"spec.training.draftVocabSize ({draft_vocab_size}) exceeds the target vocabulary ({target.vocab_size})"
-        )
+    draft_vocab_size = run.spec.training.draft_vocab_size  # checked against the target by preflight
     vocab: DraftVocab = build_draft_vocab(
         trained_tokens(data.samples), target_vocab_size=target.vocab_size, draft_vocab_size=draft_vocab_size
     )
-    config = DraftConfig(
-        hidden_size=target.hidden_size,
-        intermediate_size=target.intermediate_size,
-        num_attention_heads=target.num_attention_heads,
-        target_vocab_size=target.vocab_size,
-        draft_vocab_size=draft_vocab_size,
-        rms_norm_eps=target.rms_norm_eps,
-        rope_theta=target.rope_theta,
-    )
+    config = DraftConfig.for_target(target.model.config, draft_vocab_size=draft_vocab_size)
     torch.manual_seed(run.spec.training.seed)
     return Eagle3DraftModel(config, target.embedding, vocab).to(target.device)
 
@@ -91,6 +86,11 @@ def trainer_settings(run: SpecForgeRun, checkpoint_dir: Path) -> TrainerSettings
         keep_checkpoints=training.keep_checkpoints,
         checkpoint_dir=checkpoint_dir,
         max_steps=training.max_steps,
+        max_grad_norm=training.max_grad_norm,
+        weight_decay=training.weight_decay,
+        lr_schedule=training.lr_schedule.value,
+        warmup_ratio=training.warmup_ratio,
+        mixed_precision=training.mixed_precision.value,
     )
 
 

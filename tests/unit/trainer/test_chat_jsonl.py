@@ -1,8 +1,9 @@
-"""Reading chat JSONL: accepted schemas and errors that name the file and line."""
+"""Reading chat JSONL: accepted schemas, and bad lines set aside with their file, line and reason."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -19,18 +20,39 @@ def _write(path: Path, lines: list[str]) -> Path:
 
 def test_reads_both_schemas_and_sharegpt_roles(tmp_path: Path) -> None:
     sharegpt = {"id": "x", "messages": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}
-    samples = read_chat_jsonl(_write(tmp_path / "d.jsonl", [json.dumps(GOOD), "", json.dumps(sharegpt)]))
+    samples = read_chat_jsonl(
+        _write(tmp_path / "d.jsonl", [json.dumps(GOOD), "", json.dumps(sharegpt)])
+    ).samples
     assert [s.index for s in samples] == [0, 1]
     assert samples[1].sample_key == "x"
     assert [m["role"] for m in samples[1].messages] == ["user", "assistant"]
 
 
-def test_malformed_line_is_reported_with_its_line_number(tmp_path: Path) -> None:
+def test_malformed_line_is_set_aside_with_its_line_number(tmp_path: Path) -> None:
     path = _write(
         tmp_path / "d.jsonl", [json.dumps(GOOD), json.dumps(GOOD), '{"conversations": [', json.dumps(GOOD)]
     )
-    with pytest.raises(DatasetError, match=r"d\.jsonl:3: not valid JSON"):
-        read_chat_jsonl(path)
+    parsed = read_chat_jsonl(path)
+    assert [s.index for s in parsed.samples] == [0, 1, 3]  # later lines keep their own names
+    assert [str(bad) for bad in parsed.bad] == [f"{path}:3: not valid JSON (Expecting value)"]
+
+
+def test_tool_turns_and_tool_calls_pass_through(tmp_path: Path) -> None:
+    call = [{"type": "function", "function": {"name": "add", "arguments": {"a": 2, "b": 2}}}]
+    record = {
+        "tools": [{"type": "function", "function": {"name": "add"}}],
+        "messages": [
+            {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": None, "tool_calls": call},
+            {"role": "tool", "content": "4", "name": "add"},
+            {"role": "assistant", "content": "4."},
+        ],
+    }
+    (sample,) = read_chat_jsonl(_write(tmp_path / "d.jsonl", [json.dumps(record)])).samples
+    assert [m["role"] for m in sample.messages] == ["user", "assistant", "tool", "assistant"]
+    assert sample.messages[1] == {"role": "assistant", "content": "", "tool_calls": call}
+    assert sample.messages[2]["name"] == "add"
+    assert sample.tools == tuple(record["tools"])
 
 
 @pytest.mark.parametrize(
@@ -40,13 +62,18 @@ def test_malformed_line_is_reported_with_its_line_number(tmp_path: Path) -> None
         ({"messages": [{"role": "user", "content": "only a question"}]}, "has no assistant turn"),
         ({"messages": [{"role": "robot", "content": "x"}]}, r"turn 0: unknown role 'robot'"),
         ({"messages": [{"role": "assistant", "content": 3}]}, "content must be a string"),
+        ({"messages": [{"role": "assistant", "content": None}]}, "content must be a string"),
+        ({"messages": [{"role": "assistant", "content": "a"}], "tools": "add"}, "'tools' must be a list"),
         ([1, 2], "must be a JSON object"),
     ],
 )
 def test_bad_records_say_what_is_wrong(tmp_path: Path, record: object, reason: str) -> None:
     path = _write(tmp_path / "d.jsonl", [json.dumps(GOOD), json.dumps(record)])
-    with pytest.raises(DatasetError, match=rf"d\.jsonl:2.*{reason}"):
-        read_chat_jsonl(path)
+    parsed = read_chat_jsonl(path)
+    assert len(parsed.samples) == 1
+    (bad,) = parsed.bad
+    assert bad.name == f"{path}:2"
+    assert re.search(reason, bad.reason)
 
 
 def test_empty_dataset_is_an_error(tmp_path: Path) -> None:
@@ -60,6 +87,7 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
 
 
 def test_bundled_dataset_is_valid_and_unknown_builtin_is_refused() -> None:
-    assert len(read_chat_jsonl(builtin_dataset_path("chat-mini"))) >= 400
+    bundled = read_chat_jsonl(builtin_dataset_path("chat-mini"))
+    assert len(bundled.samples) >= 400 and not bundled.bad
     with pytest.raises(ValueError, match="unknown built-in dataset 'big'"):
         builtin_dataset_path("big")

@@ -1,20 +1,30 @@
 """The frozen target model: a Hugging Face causal LM whose hidden states are the draft's features.
 
-Two sources, one wrapper: a local HF directory (``local_files_only``, never the hub) or the
-built-in ``tiny-llama`` (a small Llama with random weights from a fixed seed and the bundled
-tokenizer) so tests and the demo need no download. Every parameter is frozen; the wrapper exposes
+Two sources, one wrapper: a local HF directory (``local_files_only``, never the hub, loaded in the
+dtype its checkpoint was saved in) or the built-in ``tiny-llama`` (a small Llama with random weights
+from a fixed seed and the bundled tokenizer) so tests and the demo need no download. A
+:class:`TargetDescription` (config and tokenizer, no weights) comes first, so a run is checked
+against the target before gigabytes of weights load. Every parameter is frozen; the wrapper exposes
 only what feature extraction and the loss need: the three auxiliary layers, the last hidden state
 (after the final norm) and the LM head that turns it into logits.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PretrainedConfig,
+)
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
 from specforge_trainer.resources import BUILTIN_TOKENIZER_DIR
@@ -106,11 +116,15 @@ class TargetModel:
                 f"extract_features takes one sample (1-D input_ids), got shape {tuple(input_ids.shape)}"
             )
         output = self.model(input_ids=input_ids.unsqueeze(0).to(self.device), output_hidden_states=True)
-        # hidden_states[0] is the embedding output, so decoder layer k's output is index k + 1.
-        aux = torch.cat([output.hidden_states[layer + 1][0] for layer in self.aux_layer_ids], dim=-1)
         return TargetFeatures(
-            aux_hidden_states=aux.contiguous(), target_hidden=output.hidden_states[-1][0].contiguous()
+            aux_hidden_states=self.aux_features(output.hidden_states)[0].contiguous(),
+            target_hidden=output.hidden_states[-1][0].contiguous(),
         )
+
+    def aux_features(self, hidden_states: Sequence[torch.Tensor]) -> torch.Tensor:
+        """(B, T, 3H): the three auxiliary layers' outputs from a forward's ``hidden_states``."""
+        # hidden_states[0] is the embedding output, so decoder layer k's output is index k + 1.
+        return torch.cat([hidden_states[layer + 1] for layer in self.aux_layer_ids], dim=-1)
 
     @torch.no_grad()
     def logits_from_hidden(self, target_hidden: torch.Tensor) -> torch.Tensor:
@@ -125,18 +139,63 @@ def _rope_theta(config: object) -> float:
     return float(theta)
 
 
-def build_builtin_target(name: str) -> TargetModel:
-    """The built-in target: random Llama weights from a fixed seed, the bundled tokenizer."""
+_SUPPORTED_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def checkpoint_dtype(config: PretrainedConfig) -> torch.dtype:
+    """The dtype a checkpoint was saved in (``dtype``, formerly ``torch_dtype``); float32 when unstated."""
+    # transformers 5 renamed ``torch_dtype`` to ``dtype`` (reading the old name logs a deprecation).
+    declared = config.dtype if hasattr(config, "dtype") else getattr(config, "torch_dtype", None)
+    if declared is None:
+        return torch.float32
+    dtype = getattr(torch, declared) if isinstance(declared, str) else declared
+    if dtype not in _SUPPORTED_DTYPES:
+        raise ValueError(
+            f"target checkpoint dtype {declared!r} is not supported (float32, bfloat16 or float16)"
+        )
+    return dtype
+
+
+@dataclass(frozen=True)
+class TargetDescription:
+    """A target's config and tokenizer, read without its weights: enough to check a run against it."""
+
+    config: PretrainedConfig
+    tokenizer: PreTrainedTokenizerBase
+    builtin: str | None = None
+    path: Path | None = None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return checkpoint_dtype(self.config)
+
+    def load(self) -> TargetModel:
+        """The weights, in the dtype the checkpoint was saved in (features keep that dtype)."""
+        if self.builtin is not None:
+            return _build_builtin_model(self)
+        assert self.path is not None
+        model = AutoModelForCausalLM.from_pretrained(
+            self.path, config=self.config, dtype=self.dtype, local_files_only=True
+        )
+        return TargetModel(model, self.tokenizer, version=f"path:{self.path.resolve()}")
+
+
+def _describe_builtin(name: str) -> TargetDescription:
     if name not in _BUILTIN_CONFIGS:
         raise ValueError(f"unknown built-in target {name!r}; known: {', '.join(sorted(_BUILTIN_CONFIGS))}")
     tokenizer = AutoTokenizer.from_pretrained(BUILTIN_TOKENIZER_DIR, local_files_only=True)
     config = LlamaConfig(
         vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **_BUILTIN_CONFIGS[name]
     )
+    return TargetDescription(config=config, tokenizer=tokenizer, builtin=name)
+
+
+def _build_builtin_model(description: TargetDescription) -> TargetModel:
+    """Random Llama weights from a fixed seed."""
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(BUILTIN_TARGET_SEED)
     try:
-        model = LlamaForCausalLM(config)
+        model = LlamaForCausalLM(description.config)
     finally:
         torch.random.set_rng_state(generator_state)
     with torch.no_grad():
@@ -144,10 +203,11 @@ def build_builtin_target(name: str) -> TargetModel:
         # ~0.6), which leaves the soft-target loss almost blind to which token wins. Scaling the head
         # keeps its argmax and sharpens the distribution to what a draft meets on a real target.
         model.lm_head.weight.mul_(BUILTIN_HEAD_SCALE)
-    return TargetModel(model, tokenizer, version=f"builtin:{name}:seed{BUILTIN_TARGET_SEED}")
+    name = description.builtin
+    return TargetModel(model, description.tokenizer, version=f"builtin:{name}:seed{BUILTIN_TARGET_SEED}")
 
 
-def load_target_from_directory(path: str | Path) -> TargetModel:
+def _describe_directory(path: str | Path) -> TargetDescription:
     """A Hugging Face model directory on local disk; missing or incomplete directories fail clearly."""
     directory = Path(path)
     if not directory.is_dir():
@@ -155,11 +215,20 @@ def load_target_from_directory(path: str | Path) -> TargetModel:
     if not (directory / "config.json").is_file():
         raise FileNotFoundError(f"target model directory {str(directory)!r} has no config.json")
     tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True)
-    return TargetModel(model, tokenizer, version=f"path:{directory.resolve()}")
+    config = AutoConfig.from_pretrained(directory, local_files_only=True)
+    return TargetDescription(config=config, tokenizer=tokenizer, path=directory)
+
+
+def describe_target(*, builtin: str | None = None, path: str | Path | None = None) -> TargetDescription:
+    if (builtin is None) == (path is None):
+        raise ValueError("exactly one of a built-in target name or a target model path must be given")
+    return _describe_builtin(builtin) if builtin is not None else _describe_directory(path)  # type: ignore[arg-type]
+
+
+def build_builtin_target(name: str) -> TargetModel:
+    """The built-in target: random Llama weights from a fixed seed, the bundled tokenizer."""
+    return _describe_builtin(name).load()
 
 
 def load_target(*, builtin: str | None = None, path: str | Path | None = None) -> TargetModel:
-    if (builtin is None) == (path is None):
-        raise ValueError("exactly one of a built-in target name or a target model path must be given")
-    return build_builtin_target(builtin) if builtin is not None else load_target_from_directory(path)  # type: ignore[arg-type]
+    return describe_target(builtin=builtin, path=path).load()
