@@ -11,6 +11,8 @@
 4. Two replicas with kopf peering (bench/operator_ha.py): throughput of ``--ha-runs`` runs with the
    active replica's RSS, then the time for the standby to converge ``--ha-changed`` changed runs after
    SIGKILL of the active one. Target: under 30 s.
+5. PyTorchJob and JobSet side by side (bench/backends.py, ``--backend-runs``): apply -> all pods created,
+   directly and through the operator, each controller's RSS, and each backend's gang-restart time.
 
 The operator runs as a real subprocess (``python -m specforge_operator``), as in the e2e tests.
 Usage: python bench/operator.py [--latency-runs 100] [--scale-runs 1000] [--ha-runs 1000]; a count of 0
@@ -37,13 +39,14 @@ from typing import Any
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
-from operator_ha import bench_ha, delete_runs
 from specforge_operator.kube import KubeApi
-from specforge_operator.process import OperatorProcess
 from urllib3.exceptions import ProtocolError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # before operator_ha: it needs it too
 from _support.manifests import minimal_run
+from _support.operator_process import OperatorProcess
+from backends import bench_backends
+from operator_ha import bench_ha, delete_runs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "specforge.io", "v1alpha1", "specforgeruns"
@@ -205,6 +208,19 @@ def bench_single_replica(
             operator.stop()
 
 
+def bench_backends_with_operator(
+    api: k8s_client.ApiClient, kubeconfig: str, log_dir: Path, runs: int
+) -> None:
+    """Part 5 (bench/backends.py): PyTorchJob and JobSet side by side, directly and through one replica."""
+    operator = OperatorProcess(kubeconfig, log_dir / "operator-backends.log", resync_seconds=600)
+    with bench_namespace(k8s_client.CoreV1Api(api)) as namespace:
+        try:
+            operator.wait_live()
+            bench_backends(api, namespace, runs, Path(kubeconfig).parent, lambda: operator.rss_bytes()[0])
+        finally:
+            operator.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-runs", type=int, default=100, help="0 skips the latency part")
@@ -212,6 +228,12 @@ def main() -> int:
     parser.add_argument("--ha-runs", type=int, default=1000, help="runs for the 2-replica part (0 skips it)")
     parser.add_argument(
         "--ha-changed", type=int, default=50, help="runs changed right after the failover kill"
+    )
+    parser.add_argument(
+        "--backend-runs",
+        type=int,
+        default=20,
+        help="workloads per case of the PyTorchJob/JobSet side-by-side part, bench/backends.py (0 skips it)",
     )
     args = parser.parse_args()
 
@@ -248,6 +270,8 @@ def main() -> int:
     try:
         if args.latency_runs or args.scale_runs:
             bench_single_replica(api, kubeconfig, log_dir, args.latency_runs, args.scale_runs)
+        if args.backend_runs:
+            bench_backends_with_operator(api, kubeconfig, log_dir, args.backend_runs)
         if args.ha_runs:
             with bench_namespace(core) as ha_namespace:
                 bench_ha(

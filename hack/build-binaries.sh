@@ -3,7 +3,7 @@
 #
 # Binaries land in ${XDG_CACHE_HOME:-~/.cache}/specforge-k8s/<key>/bin, where <key> names the
 # Kubernetes version and a hash of every pin, so changing a pin builds afresh and an unchanged
-# set is a stamp check with no `go build` at all. Four lanes run in parallel on purpose: Go's
+# set is a stamp check with no `go build` at all. Five lanes run in parallel on purpose: Go's
 # own package parallelism keeps both cores busy while compiling, but each link is single
 # threaded, and a second lane fills those gaps.
 #
@@ -79,6 +79,7 @@ lane kubernetes build_kubernetes
 lane etcd+kwok build_etcd_and_kwok
 lane training-operator+helm build_training_operator_and_helm
 lane node-addons build_node_addons
+lane jobset build_jobset
 
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done

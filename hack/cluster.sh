@@ -4,7 +4,7 @@
 # `kwokctl --runtime binary` runs etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
 # the KWOK controller as plain processes on loopback (free ports, its own PKI) from the binaries
 # hack/build-binaries.sh built; this script adds the fake GPU nodes, our KWOK stages and
-# training-operator. Everything a cluster writes (kubeconfig, logs, pids) lives under
+# training-operator and the JobSet controller (hack/lib/jobset.sh). Everything a cluster writes (kubeconfig, logs, pids) lives under
 # $SPECFORGE_STATE_DIR (default ~/.local/state/specforge-k8s)/kwok/clusters/<name>.
 #
 # Beside the KWOK nodes, one cluster per machine also gets a real node (hack/lib/real-node.sh): a
@@ -12,11 +12,13 @@
 # nodes are tainted kwok.x-k8s.io/node=fake:NoSchedule, so pods land on them only when they tolerate
 # that. SPECFORGE_REAL_NODE=0, or another cluster holding the real node, gives a KWOK-only cluster
 # (whose KWOK nodes are left untainted: there is nowhere else for a pod to go).
+# SPECFORGE_TRAINING_OPERATOR=0 or SPECFORGE_JOBSET=0 leaves that controller (and its CRD) out, for a
+# cluster with only one trainer backend.
 #
 #   hack/cluster.sh up          start (or finish starting) the cluster; idempotent;
 #                               the last line printed is `export KUBECONFIG=<path>`
 #   hack/cluster.sh down        stop every process and delete the cluster's state
-#   hack/cluster.sh status      components, nodes, training-operator; exit 1 when not running
+#   hack/cluster.sh status      components, nodes, training-operator, JobSet; exit 1 when not running
 #   hack/cluster.sh kubeconfig  print the kubeconfig path
 # The cluster is named by SPECFORGE_CLUSTER_NAME (default "specforge").
 set -euo pipefail
@@ -68,11 +70,13 @@ cluster_up() {
   # are completed by a KWOK stage), with or without the real node.
   if has_real_node; then real_node_up; else start_local_path; fi
   start_training_operator
+  start_jobset
   echo "cluster '$CLUSTER_NAME' is up in $((SECONDS - started)) s; logs under $CLUSTER_DIR/logs and $OPERATOR_DIR" >&2
   echo "export KUBECONFIG=$CLUSTER_KUBECONFIG"
 }
 
 cluster_down() {
+  stop_jobset
   stop_training_operator
   real_node_down
   stop_node_process local-path-provisioner
@@ -100,8 +104,14 @@ cluster_status() {
   kc get nodes -o custom-columns='NAME:.metadata.name,STATUS:.status.conditions[?(@.type=="Ready")].status,GPUS:.status.allocatable.nvidia\.com/gpu'
   if pid=$(operator_pid); then
     echo "training-operator: running (pid $pid, log $OPERATOR_DIR/training-operator.log)"
-  else
+  elif [ "${SPECFORGE_TRAINING_OPERATOR:-1}" != 0 ]; then
     echo "training-operator: not running"
+    return 1
+  fi
+  if pid=$(jobset_pid); then
+    echo "jobset-controller: running (pid $pid, log $JOBSET_DIR/jobset.log)"
+  elif want_jobset; then
+    echo "jobset-controller: not running"
     return 1
   fi
   real_node_status || return 1
@@ -109,13 +119,22 @@ cluster_status() {
   echo "export KUBECONFIG=$CLUSTER_KUBECONFIG"
 }
 
+# pidfile_component PIDFILE: the component a pid file belongs to (the controllers' files are named "pid").
+pidfile_component() {
+  case "$1" in
+    "$OPERATOR_DIR/pid") echo training-operator ;;
+    "$JOBSET_DIR/pid") echo jobset-controller ;;
+    *) basename "$1" .pid ;;
+  esac
+}
+
 # print_memory: resident memory of every process of the cluster, and their sum.
 print_memory() {
   local pidfile pid kib total=0
-  for pidfile in "$CLUSTER_DIR"/pids/*.pid "$OPERATOR_DIR/pid"; do
+  for pidfile in "$CLUSTER_DIR"/pids/*.pid "$OPERATOR_DIR/pid" "$JOBSET_DIR/pid"; do
     pid=$(cat "$pidfile" 2>/dev/null) || continue
     kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || continue
-    printf '  %-26s %6d MiB\n' "$(basename "$pidfile" .pid | sed 's/^pid$/training-operator/')" $((kib / 1024))
+    printf '  %-26s %6d MiB\n' "$(pidfile_component "$pidfile")" $((kib / 1024))
     total=$((total + kib))
   done
   printf '  %-26s %6d MiB\n' "total RSS" $((total / 1024))

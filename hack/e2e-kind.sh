@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The e2e suite on a Docker host: kind cluster, KWOK fake GPU nodes, training-operator, our chart.
+# The e2e suite on a Docker host: kind cluster, KWOK fake GPU nodes, training-operator, JobSet, our chart.
 #
 # The path for machines with a Docker engine (GitHub Actions runners); the local control plane
 # (hack/cluster.sh) is the path for everything else. Needs docker, kind, kubectl and helm on PATH.
@@ -65,6 +65,11 @@ kubectl wait --for=condition=Ready node -l type=kwok --timeout=120s
 kubectl apply --server-side -k \
   "github.com/kubeflow/training-operator.git/manifests/overlays/standalone?ref=$TRAINING_OPERATOR_VERSION"
 kubectl -n kubeflow rollout status deployment training-operator --timeout=300s
+# JobSet, the other trainer backend, from its release manifest (the pin of hack/jobset.env).
+# shellcheck source=hack/jobset.env
+source "$HACK_DIR/jobset.env"
+kubectl apply --server-side -f "https://github.com/kubernetes-sigs/jobset/releases/download/$JOBSET_VERSION/manifests.yaml"
+kubectl -n jobset-system rollout status deployment jobset-controller-manager --timeout=300s
 
 if [ -d "$REPO_ROOT/charts/specforge-operator" ]; then
   # shellcheck disable=SC2086  # HELM_EXTRA_ARGS is a list of arguments on purpose

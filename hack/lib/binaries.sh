@@ -16,10 +16,13 @@ PYTORCHJOB_CRD="$KEY_DIR/manifests/kubeflow.org_pytorchjobs.yaml"
 BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy etcd kwok kwokctl
   training-operator helm coredns local-path-provisioner pause)
 
+# shellcheck source=hack/lib/jobset.sh
+source "$HACK_DIR/lib/jobset.sh"  # the JobSet controller: its own pin and cache directory
+
 binaries_present() {
   local name
   for name in "${BINARIES[@]}"; do
     [ -x "$BIN_DIR/$name" ] || return 1
   done
-  [ -s "$PYTORCHJOB_CRD" ]
+  [ -s "$PYTORCHJOB_CRD" ] && jobset_present
 }

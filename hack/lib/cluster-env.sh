@@ -14,6 +14,7 @@ export KWOK_WORKDIR="$STATE_ROOT/kwok"
 CLUSTER_DIR="$KWOK_WORKDIR/clusters/$CLUSTER_NAME"
 CLUSTER_KUBECONFIG="$CLUSTER_DIR/kubeconfig.yaml"
 OPERATOR_DIR="$CLUSTER_DIR/training-operator"
+JOBSET_DIR="$CLUSTER_DIR/jobset"
 
 # kubectl against this cluster, whatever KUBECONFIG the caller has.
 kc() { "$BIN_DIR/kubectl" --kubeconfig "$CLUSTER_KUBECONFIG" "$@"; }

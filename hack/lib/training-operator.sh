@@ -72,6 +72,7 @@ YAML
 }
 
 start_training_operator() {
+  [ "${SPECFORGE_TRAINING_OPERATOR:-1}" != 0 ] || return 0  # a cluster with only JobSet (e2e)
   if operator_pid >/dev/null; then
     return 0
   fi

@@ -2,7 +2,7 @@
 
 A :class:`TrainerWorkload` renders the trainer workload of a run and reads its state back as a
 :class:`WorkloadObservation`. Everything else (status derivation, the reconciler) sees only these two
-operations, so moving from PyTorchJob v1 to TrainJob/JobSet means adding one implementation.
+operations, so each workload API (batch Job, PyTorchJob v1, JobSet) is one implementation.
 """
 
 from __future__ import annotations
@@ -13,13 +13,18 @@ from typing import Any, Protocol
 
 from specforge_api.run import SpecForgeRun
 
+from specforge_operator.render.meta import ChildNames, labels
+from specforge_operator.render.pod import pod_template, trainer_process_of
 from specforge_operator.render.store import MetadataStoreConnection
+
+TRAINER_COMPONENT = "trainer"
 
 
 class WorkloadState(StrEnum):
     ABSENT = "Absent"
     PENDING = "Pending"
     RUNNING = "Running"
+    RESTARTING = "Restarting"  # the workload itself is restarting every rank (JobSet's failure policy)
     SUSPENDED = "Suspended"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -32,6 +37,8 @@ class WorkloadObservation:
     message: str = ""
     start_time: str | None = None
     completion_time: str | None = None
+    # Gang restarts the workload made itself (JobSet), None when it makes none (the operator restarts it).
+    restarts: int | None = None
 
 
 ABSENT = WorkloadObservation(WorkloadState.ABSENT)
@@ -51,6 +58,23 @@ class TrainerWorkload(Protocol):
     def observe(self, workload: dict[str, Any] | None) -> WorkloadObservation:
         """Where the workload stands, from the object as the API server returned it (None when absent)."""
         ...
+
+
+def trainer_pod_template(
+    run: SpecForgeRun, store: MetadataStoreConnection | None, *, container_name: str
+) -> dict[str, Any]:
+    """A trainer rank's pod, the same for every backend: the run's trainer process under its own
+    ServiceAccount, ``restartPolicy: Never`` (a rank never restarts alone; its workload restarts them all)."""
+    return pod_template(
+        run,
+        pool=run.spec.trainer,
+        container_name=container_name,
+        process=trainer_process_of(run, store),
+        labels=labels(run, TRAINER_COMPONENT),
+        restart_policy="Never",
+        store=store,
+        service_account=ChildNames(run.name).trainer,
+    )
 
 
 def true_condition(obj: dict[str, Any], *types: str) -> dict[str, Any] | None:

@@ -7,12 +7,16 @@ from typing import Any
 from specforge_api.run import SpecForgeRun
 
 from specforge_operator.render.job import job_manifest
-from specforge_operator.render.meta import ChildNames, labels
-from specforge_operator.render.pod import pod_template, trainer_process_of
+from specforge_operator.render.meta import ChildNames
 from specforge_operator.render.store import MetadataStoreConnection
-from specforge_operator.workloads.base import ABSENT, WorkloadObservation, WorkloadState, true_condition
-
-TRAINER_COMPONENT = "trainer"
+from specforge_operator.workloads.base import (
+    ABSENT,
+    TRAINER_COMPONENT,
+    WorkloadObservation,
+    WorkloadState,
+    trainer_pod_template,
+    true_condition,
+)
 
 
 def observe_job(job: dict[str, Any] | None) -> WorkloadObservation:
@@ -55,16 +59,7 @@ class SinglePodJobWorkload:
 
     def render(self, run: SpecForgeRun, store: MetadataStoreConnection | None) -> dict[str, Any]:
         names = ChildNames(run.name)
-        template = pod_template(
-            run,
-            pool=run.spec.trainer,
-            container_name="trainer",
-            process=trainer_process_of(run, store),
-            labels=labels(run, TRAINER_COMPONENT),
-            restart_policy="Never",
-            store=store,
-            service_account=names.trainer,
-        )
+        template = trainer_pod_template(run, store, container_name="trainer")
         return job_manifest(
             run, name=names.trainer, component=TRAINER_COMPONENT, pool=run.spec.trainer, template=template
         )

@@ -20,12 +20,17 @@ from typing import Any
 from specforge_api.pod_contract import processes_per_pod
 from specforge_api.run import SpecForgeRun
 
-from specforge_operator.render.meta import KUEUE_QUEUE_LABEL, ChildNames, labels, object_meta
-from specforge_operator.render.pod import pod_template, trainer_process_of
+from specforge_operator.render.meta import KUEUE_QUEUE_LABEL, ChildNames, object_meta
 from specforge_operator.render.store import MetadataStoreConnection
-from specforge_operator.workloads.base import ABSENT, WorkloadObservation, WorkloadState, true_condition
+from specforge_operator.workloads.base import (
+    ABSENT,
+    TRAINER_COMPONENT,
+    WorkloadObservation,
+    WorkloadState,
+    trainer_pod_template,
+    true_condition,
+)
 
-TRAINER_COMPONENT = "trainer"
 CONTAINER_NAME = "pytorch"
 
 
@@ -37,16 +42,7 @@ class PyTorchJobWorkload:
     def render(self, run: SpecForgeRun, store: MetadataStoreConnection | None) -> dict[str, Any]:
         names = ChildNames(run.name)
         trainer = run.spec.trainer
-        template = pod_template(
-            run,
-            pool=trainer,
-            container_name=CONTAINER_NAME,
-            process=trainer_process_of(run, store),
-            labels=labels(run, TRAINER_COMPONENT),
-            restart_policy="Never",
-            store=store,
-            service_account=names.trainer,
-        )
+        template = trainer_pod_template(run, store, container_name=CONTAINER_NAME)
         replica_specs: dict[str, Any] = {
             "Master": {"replicas": 1, "restartPolicy": "Never", "template": template}
         }
