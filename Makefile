@@ -89,7 +89,7 @@ cluster-binaries: ## Build (or reuse from ~/.cache) the local Kubernetes control
 	@if [ -x hack/build-binaries.sh ]; then hack/build-binaries.sh; else echo "hack/build-binaries.sh not present yet"; fi
 
 .PHONY: cluster-up
-cluster-up: cluster-binaries ## Start the local control plane (etcd, apiserver, KWOK GPU nodes, training-operator); idempotent
+cluster-up: cluster-binaries ## Start the local control plane (etcd, apiserver, KWOK GPU nodes, training-operator, JobSet); idempotent
 	@hack/cluster.sh up
 
 .PHONY: operator-install
@@ -105,7 +105,7 @@ cluster-down: ## Stop the local control plane and delete its state (no process o
 	@hack/cluster.sh down
 
 .PHONY: cluster-status
-cluster-status: ## Show the local control plane's components, nodes and training-operator
+cluster-status: ## Show the local control plane's components, nodes, training-operator and JobSet
 	@hack/cluster.sh status
 
 .PHONY: e2e-kind
@@ -115,13 +115,13 @@ e2e-kind: deps ## On a Docker host: operator/trainer images (docker build, kind 
 .PHONY: crds
 crds: deps ## Regenerate everything derived from the API models: crds/, the chart's copy, docs/spec-reference.md
 	$(BIN)/python -m specforge_operator.crd --output crds/specforgeruns.specforge.io.yaml
-	$(BIN)/python -m specforge_operator.crd --output $(CHART_DIR)/crds/specforgeruns.specforge.io.yaml
+	$(BIN)/python -m specforge_operator.crd --output $(CHART_DIR)/files/specforgeruns.specforge.io.yaml
 	$(BIN)/python -m specforge_operator.spec_reference --output docs/spec-reference.md
 
 .PHONY: verify-crds
 verify-crds: deps ## Fail when crds/, the chart's CRD or docs/spec-reference.md differ from what the API models generate
 	$(BIN)/python -m specforge_operator.crd --check crds/specforgeruns.specforge.io.yaml
-	$(BIN)/python -m specforge_operator.crd --check $(CHART_DIR)/crds/specforgeruns.specforge.io.yaml
+	$(BIN)/python -m specforge_operator.crd --check $(CHART_DIR)/files/specforgeruns.specforge.io.yaml
 	$(BIN)/python -m specforge_operator.spec_reference --check docs/spec-reference.md
 
 .PHONY: operator-run

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from _support.operator_process import OperatorProcess  # tests/ on sys.path: bench/operator.py
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
-from specforge_operator.process import OperatorProcess
 
 GROUP, VERSION, PLURAL = "specforge.io", "v1alpha1", "specforgeruns"
 PEERING = "specforge-bench"

@@ -9,6 +9,7 @@ side by side is what stops them from drifting apart.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
@@ -78,3 +79,14 @@ def exactly_one_set(*values: object) -> bool:
 def cel_exactly_one_set(*fields: str) -> str:
     """CEL for "exactly one of these optional fields is present"."""
     return " + ".join(f"(has(self.{field}) ? 1 : 0)" for field in fields) + " == 1"
+
+
+def exactly_one_of(*fields: str) -> CrossFieldRule:
+    """The rule "exactly one of these optional fields is set", fields named as on the wire (camelCase)."""
+    attributes = [re.sub(r"(?<!^)(?=[A-Z])", "_", field).lower() for field in fields]
+    listed = ", ".join(fields[:-1]) + f" or {fields[-1]}"
+    return CrossFieldRule(
+        cel=cel_exactly_one_set(*fields),
+        message=f"exactly one of {listed} must be set",
+        holds=lambda model: exactly_one_set(*(getattr(model, attribute) for attribute in attributes)),
+    )

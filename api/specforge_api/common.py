@@ -15,6 +15,9 @@ from specforge_api.base import ApiModel, CrossFieldRule, cel_exactly_one_set, ex
 QUANTITY_PATTERN = r"^([+]?[0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 ABSOLUTE_PATH_PATTERN = r"^/.*$"
+# An extended resource name: a domain-qualified name such as nvidia.com/gpu or amd.com/gpu.
+EXTENDED_RESOURCE_PATTERN = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]+/[-._a-zA-Z0-9]+$"
+DEFAULT_ACCELERATOR_RESOURCE = "nvidia.com/gpu"
 
 
 def _number_to_string(value: object) -> object:

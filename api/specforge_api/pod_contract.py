@@ -44,6 +44,47 @@ class Env:
     JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
 
 
+# What a user's pod overrides may not name (the CRD refuses them): the env above, the volumes the operator
+# mounts and where, and the labels its selectors match.
+RESERVED_ENV_NAMES = frozenset(
+    value for name, value in vars(Env).items() if name.isupper() and isinstance(value, str)
+)
+
+
+class Volumes:
+    """Names of the volumes the operator puts in pods (trainer and producers; the managed store)."""
+
+    CONFIG = "config"
+    FEATURES = "features"
+    CHECKPOINTS = "checkpoints"
+    TARGET_MODEL = "target-model"
+    DATASET = "dataset"
+    SHARED_MEMORY = "dshm"
+    STORE_DATA = "data"
+    STORE_AUTH = "redis-auth"
+
+
+SHARED_MEMORY_DIR = "/dev/shm"
+STORE_DATA_DIR = "/data"
+STORE_AUTH_DIR = "/etc/redis-auth"
+RESERVED_VOLUME_NAMES = frozenset(
+    value for name, value in vars(Volumes).items() if name.isupper() and isinstance(value, str)
+)
+RESERVED_MOUNT_PATHS = frozenset({CONFIG_DIR, SHARED_MEMORY_DIR, STORE_DATA_DIR, STORE_AUTH_DIR})
+RUN_LABEL = "specforge.io/run"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+OPERATOR_LABEL_KEYS = frozenset(
+    {
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/instance",
+        COMPONENT_LABEL,
+        "app.kubernetes.io/part-of",
+        "app.kubernetes.io/managed-by",
+        RUN_LABEL,
+    }
+)
+
+
 @dataclass(frozen=True)
 class ProcessContract:
     """One process: its argv (``$(VAR)`` references allowed) and the env it is given literally."""

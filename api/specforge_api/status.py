@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 
 from specforge_api.base import ApiModel
+from specforge_api.spec import TrainerBackend
 
 
 class Phase(StrEnum):
@@ -103,5 +104,15 @@ class SpecForgeRunStatus(StatusModel):
     )
     running_time: datetime | None = Field(
         default=None, description="When the current trainer workload's pods were first all running."
+    )
+    resume_time: datetime | None = Field(
+        default=None,
+        description="When the run last left suspension (spec.suspend, or a queue holding its workload); "
+        "the deadlines count from it, as a batch Job's do after it is resumed.",
+    )
+    trainer_backend: TrainerBackend | None = Field(
+        default=None,
+        description="The workload API running the trainer ranks (spec.trainer.backend, else the operator's "
+        "default when the run first reconciled); kept for the run's life.",
     )
     progress: Progress | None = Field(default=None, description="Training progress written by the trainer.")

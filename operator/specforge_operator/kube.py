@@ -8,6 +8,7 @@ uses one field manager, which is what makes a second reconcile a no-op.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from kubernetes import client as k8s_client
@@ -26,12 +27,22 @@ RESOURCE_PLURALS: dict[tuple[str, str], str] = {
     ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
     ("v1", "Pod"): "pods",
     ("apps/v1", "Deployment"): "deployments",
+    ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
     ("batch/v1", "Job"): "jobs",
     ("rbac.authorization.k8s.io/v1", "Role"): "roles",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
     ("kubeflow.org/v1", "PyTorchJob"): "pytorchjobs",
+    ("jobset.x-k8s.io/v1alpha2", "JobSet"): "jobsets",
     (API_VERSION, KIND): PLURAL,
 }
+# kopf's peering objects: read (never owned by a run, so never pruned) by the resync loop to tell whether
+# this replica is the active one.
+PEERING_PLURALS: dict[tuple[str, str], str] = {
+    ("kopf.dev/v1", "ClusterKopfPeering"): "clusterkopfpeerings",
+    ("kopf.dev/v1", "KopfPeering"): "kopfpeerings",
+}
+# How long a discovery answer (is this workload API served?) is trusted: a CRD installed later is seen soon.
+DISCOVERY_TTL_SECONDS = 30.0
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
 
@@ -46,17 +57,19 @@ def load_api_client() -> k8s_client.ApiClient:
 
 
 def collection_path(api_version: str, kind: str, namespace: str) -> str:
+    """The collection's URL path; an empty ``namespace`` means every namespace (or a cluster-scoped kind)."""
     try:
-        plural = RESOURCE_PLURALS[(api_version, kind)]
+        plural = {**RESOURCE_PLURALS, **PEERING_PLURALS}[(api_version, kind)]
     except KeyError:
         raise ValueError(f"the operator does not manage {kind} ({api_version})") from None
     prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-    return f"{prefix}/namespaces/{namespace}/{plural}"
+    return f"{prefix}/namespaces/{namespace}/{plural}" if namespace else f"{prefix}/{plural}"
 
 
 class KubeApi:
     def __init__(self, api_client: k8s_client.ApiClient) -> None:
         self._api = api_client
+        self._served: dict[tuple[str, str], tuple[bool, float]] = {}
 
     def _call(self, method: str, path: str, **request: Any) -> dict[str, Any]:
         """:meth:`_request`'s body alone."""
@@ -125,8 +138,31 @@ class KubeApi:
             raise
 
     def list(self, api_version: str, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """The objects matching the selector; none when the API server does not serve the kind at all."""
         path = collection_path(api_version, kind, namespace)
-        return self._call("GET", path, query=[("labelSelector", label_selector)]).get("items", [])
+        try:
+            return self._call("GET", path, query=[("labelSelector", label_selector)]).get("items", [])
+        except ApiException as error:
+            if error.status == 404:  # e.g. the pruner listing PyTorchJobs on a cluster with only JobSet
+                return []
+            raise
+
+    def serves(self, api_version: str, kind: str) -> bool:
+        """Whether the API server serves ``kind`` in ``api_version`` (discovery, cached for a while)."""
+        now = time.monotonic()
+        cached = self._served.get((api_version, kind))
+        if cached is not None and now - cached[1] < DISCOVERY_TTL_SECONDS:
+            return cached[0]
+        prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            resources = self._call("GET", prefix).get("resources", [])
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            resources = []
+        served = any(resource.get("kind") == kind for resource in resources)
+        self._served[(api_version, kind)] = (served, now)
+        return served
 
     def delete(
         self, api_version: str, kind: str, namespace: str, name: str, *, propagation: str = "Background"

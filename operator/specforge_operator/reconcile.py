@@ -1,6 +1,6 @@
 """The level-based reconcile of one run: desired children vs. what exists, then status from what exists.
 
-Called the same way on create, resume, update, from a timer and when a child changes, so a missed or
+Called the same way on create, resume, update, from the resync loop and when a child changes, so a missed or
 repeated trigger is harmless. Steps: apply the children the plan allows now (server-side apply, one field
 manager: unchanged objects are not rewritten), create the store password once, release the held-back
 workload when the store is ready, prune owned objects the spec no longer wants (only after a spec change),
@@ -10,6 +10,7 @@ the caller posts them after the status write.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import secrets
@@ -29,6 +30,8 @@ from specforge_operator.metrics import RunCensus, record_child_created
 from specforge_operator.plan import ChildKey, ChildrenPlan, child_key, plan_children
 from specforge_operator.policies.evaluate import PolicyInputs, PolicyOutcome, evaluate_policies
 from specforge_operator.policies.queueing import (
+    KUEUE_API_VERSION,
+    KUEUE_QUEUE_KIND,
     SuspendOwnership,
     is_queue_managed,
     suspend_ownership,
@@ -40,17 +43,20 @@ from specforge_operator.policies.schedulability import (
     SCHEDULABLE_CONDITION,
     Schedulability,
     pod_schedulability,
+    waits_for_claims,
+    with_unbound_claims,
 )
 from specforge_operator.render.meta import COMPONENT_LABEL, RUN_LABEL, ChildNames
 from specforge_operator.render.producers import PRODUCER_COMPONENT
-from specforge_operator.render.store import redis_auth_secret, store_is_ready
+from specforge_operator.render.store import CONFIG_KEY, PASSWORD_KEY, redis_auth_secret, store_is_ready
 from specforge_operator.status import Event, Observed, derive_status
 from specforge_operator.status.derive import operator_fields
 from specforge_operator.workloads.base import WorkloadObservation, WorkloadState
 from specforge_operator.workloads.batch_job import observe_job
 
-# Kinds a run may own that the prune step looks at (Pods belong to workloads, not to the run).
-PRUNABLE_KINDS = [key for key in RESOURCE_PLURALS if key[1] not in ("Pod", "SpecForgeRun")]
+# Kinds a run may own that the prune step lists (Pods belong to workloads, not to the run). Secrets are
+# not listed: the operator may not list Secrets (RBAC), so its one Secret is pruned by name.
+PRUNABLE_KINDS = [key for key in RESOURCE_PLURALS if key[1] not in ("Pod", "SpecForgeRun", "Secret")]
 
 
 def utc_now() -> str:
@@ -120,8 +126,11 @@ class Reconciler:
     def _reconcile_locked(self, run: SpecForgeRun) -> ReconcileResult:
         finished = bool(run.status and run.status.phase and run.status.phase.is_finished)
         plan = plan_children(run, store_ready=False, finished=finished)
-        leftover_ranks = self._leftover_ranks(run)
-        if leftover_ranks:  # a gang restart starts no rank while any rank of the failed workload remains
+        leftover_ranks = self._leftover_ranks(run) if plan.workload.gang_restarts else 0
+        served = self._kube.serves(plan.workload.api_version, plan.workload.kind)
+        # A gang restart starts no rank while any rank of the failed workload remains; an API the cluster
+        # does not serve is not applied (policies.backend reports it).
+        if leftover_ranks or not served:
             plan = self._without_trainer_workload(plan)
         existing: dict[ChildKey, dict[str, Any]] = {}
         if plan.auth_secret is not None:
@@ -146,7 +155,8 @@ class Reconciler:
             events = []  # apply warnings are news once per spec change, not on every resync
         observed = self._observe(run, plan, existing, store_ready)
         now = self._clock()
-        outcome = self._evaluate_policies(run, plan, observed, existing, now, leftover_ranks)
+        unserved = None if served else (plan.workload.api_version, plan.workload.kind)
+        outcome = self._evaluate_policies(run, plan, observed, existing, now, leftover_ranks, unserved)
         if outcome.delete_run:
             self._kube.delete(API_VERSION, KIND, run.namespace, run.name)
             return ReconcileResult(run, {}, [], False)
@@ -154,7 +164,7 @@ class Reconciler:
             observed,
             policy_verdict=outcome.verdict,
             policy_conditions=outcome.conditions,
-            policy_status=outcome.status_fields,
+            policy_status={**outcome.status_fields, **plan.status_fields()},
         )
         status, derived_events = derive_status(run, observed, now)
         previous = operator_fields(run.status.to_wire()) if run.status else None
@@ -192,6 +202,7 @@ class Reconciler:
         existing: dict[ChildKey, dict[str, Any]],
         now: str,
         leftover_ranks: int,
+        unserved_workload: tuple[str, str] | None,
     ) -> PolicyOutcome:
         workload = existing.get(plan.trainer_key)
         metadata = (workload or {}).get("metadata") or {}
@@ -208,19 +219,31 @@ class Reconciler:
                 workload_suspended=workload_suspended(workload),
                 schedulability=self._schedulability(run, observed),
                 now=datetime.fromisoformat(now),
+                unserved_workload=unserved_workload,
+                kueue_served=self._kube.serves(KUEUE_API_VERSION, KUEUE_QUEUE_KIND)
+                if is_queue_managed(run)
+                else None,
             )
         )
 
     def _schedulability(self, run: SpecForgeRun, observed: Observed) -> Schedulability | None:
-        """Pods are listed only while some are pending, or to clear an earlier Schedulable=False."""
+        """Pods are listed only while some are pending (the managed store's too, while it is not ready),
+        or to clear an earlier Schedulable=False."""
         pending = [observed.workload, *([observed.producers] if observed.producers else [])]
         previously_unschedulable = any(
             c.type == SCHEDULABLE_CONDITION and c.status == "False"
             for c in (run.status.conditions if run.status else [])
         )
-        if not previously_unschedulable and all(w.state is not WorkloadState.PENDING for w in pending):
+        workloads_settled = all(w.state is not WorkloadState.PENDING for w in pending)
+        finished = bool(run.status and run.status.phase and run.status.phase.is_finished)
+        if finished or (not previously_unschedulable and workloads_settled and observed.store_ready):
             return None
-        return pod_schedulability(self._kube.list("v1", "Pod", run.namespace, f"{RUN_LABEL}={run.name}"))
+        selector = f"{RUN_LABEL}={run.name}"
+        verdict = pod_schedulability(self._kube.list("v1", "Pod", run.namespace, selector))
+        if verdict is not None and waits_for_claims(verdict):
+            claims = self._kube.list("v1", "PersistentVolumeClaim", run.namespace, selector)
+            verdict = with_unbound_claims(verdict, claims)
+        return verdict
 
     def _carry_out(self, run: SpecForgeRun, plan: ChildrenPlan, outcome: PolicyOutcome) -> None:
         names = ChildNames(run.name)
@@ -276,18 +299,31 @@ class Reconciler:
     def _ensure_auth_secret(self, run: SpecForgeRun) -> dict[str, Any]:
         name = ChildNames(run.name).redis_auth
         found = self._kube.get("v1", "Secret", run.namespace, name)
+        if found is not None and CONFIG_KEY not in (found.get("data") or {}):
+            # Made by an operator that passed the password in argv: add the server's config file.
+            secret = redis_auth_secret(run, base64.b64decode(found["data"][PASSWORD_KEY]).decode())
+            return self._kube.apply(secret)
         if found is not None:
             return found
         secret = redis_auth_secret(run, self._new_password())
         return self._kube.create(secret) or self._kube.get("v1", "Secret", run.namespace, name) or secret
 
     def _prune(self, run: SpecForgeRun, plan: ChildrenPlan) -> None:
+        auth_secret = ChildNames(run.name).redis_auth
+        if ("v1", "Secret", auth_secret) not in plan.allowed:
+            found = self._kube.get("v1", "Secret", run.namespace, auth_secret)
+            if found is not None and self._owns(run, found):
+                self._kube.delete("v1", "Secret", run.namespace, auth_secret)
         for api_version, kind in PRUNABLE_KINDS:
             for child in self._kube.list(api_version, kind, run.namespace, f"{RUN_LABEL}={run.name}"):
-                owners = child["metadata"].get("ownerReferences") or []
-                owned = any(owner.get("uid") == run.metadata.uid for owner in owners)
-                if owned and (api_version, kind, child["metadata"]["name"]) not in plan.allowed:
+                allowed = (api_version, kind, child["metadata"]["name"]) in plan.allowed
+                if self._owns(run, child) and not allowed:
                     self._kube.delete(api_version, kind, run.namespace, child["metadata"]["name"])
+
+    @staticmethod
+    def _owns(run: SpecForgeRun, child: Mapping[str, Any]) -> bool:
+        owners = child["metadata"].get("ownerReferences") or []
+        return any(owner.get("uid") == run.metadata.uid for owner in owners)
 
     def _observe(
         self,

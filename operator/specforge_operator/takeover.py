@@ -10,7 +10,7 @@ behind the rest. Only two kinds of run can have news the last status does not sh
   workload may have started, finished or failed while no replica was watching.
 
 A settled run (suspended by its spec, succeeded or failed) whose status matches its spec is left to the
-resync timer (``SPECFORGE_RESYNC_SECONDS``). A child found by a listing is not news by itself (its run's
+resync loop (``SPECFORGE_RESYNC_SECONDS``). A child found by a listing is not news by itself (its run's
 resume covers start-up and take-over; after a watch re-listed mid-life, the resync does): a child edited
 by hand while no replica watched is restored at the next resync, not at once. Child events from a live
 watch are news as before (see ``echoes``).

@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 import yaml
+from _support.operator_process import OperatorProcess
 from e2e.conftest import HACK_DIR
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
-from specforge_operator.process import OperatorProcess
 
 REPO_ROOT = HACK_DIR.parent
 CRD_FILES = [
@@ -39,8 +39,9 @@ PEERING_NAME = "specforge-e2e"
 class PrivateCluster:
     """One local control plane owned by one test module."""
 
-    def __init__(self, name: str) -> None:
-        self.env = {**os.environ, "SPECFORGE_CLUSTER_NAME": name}
+    def __init__(self, name: str, **env: str) -> None:
+        """``env``: more settings for hack/cluster.sh, e.g. SPECFORGE_TRAINING_OPERATOR="0"."""
+        self.env = {**os.environ, "SPECFORGE_CLUSTER_NAME": name, **env}
         self.env.pop("KUBECONFIG", None)
         self.kubeconfig = ""
 
@@ -152,10 +153,10 @@ def _proc_state(pid: int) -> str:
 
 
 @contextmanager
-def private_cluster(module: str) -> Iterator[PrivateCluster]:
+def private_cluster(module: str, **env: str) -> Iterator[PrivateCluster]:
     if subprocess.run([str(HACK_DIR / "build-binaries.sh"), "--check"], check=False).returncode != 0:
         pytest.fail("the local control plane's binaries are not built: run `make cluster-binaries` first")
-    cluster = PrivateCluster(f"{module}-{os.getpid()}")
+    cluster = PrivateCluster(f"{module}-{os.getpid()}", **env)
     try:
         cluster.up()
         install_crds(cluster)
@@ -206,6 +207,7 @@ def start_operator(
     resync_seconds: float = 3.0,
     workers: int = 8,
     wait_live: bool = True,
+    env: dict[str, str] | None = None,
 ) -> OperatorProcess:
     """An operator replica on the private cluster; with ``priority`` it joins the e2e peering."""
     scope: tuple[str, ...] = ("--all-namespaces",)
@@ -217,11 +219,30 @@ def start_operator(
         resync_seconds=resync_seconds,
         workers=workers,
         scope_args=scope,
-        extra_env={"SPECFORGE_PEERING_LIFETIME_SECONDS": "10"},
+        extra_env={"SPECFORGE_PEERING_LIFETIME_SECONDS": "10", **(env or {})},
     )
     if wait_live:
         process.wait_live()
     return process
+
+
+def logged_lines(operator: OperatorProcess, text: str) -> int:
+    """How many lines of the operator's log contain ``text`` (kopf logs each handler's outcome per object,
+    prefixed ``[namespace/name]``)."""
+    return sum(text in line for line in operator.log_path.read_text().splitlines())
+
+
+def wait_for_resyncs(operator: OperatorProcess, namespace: str, name: str, count: int = 2) -> None:
+    """Until the operator has resynced the run ``count`` more times: "the operator left it alone" is then
+    observed over reconciles that happened, not assumed from a sleep."""
+    done = f"[{namespace}/{name}] Resync succeeded"  # logged by the operator's resync loop
+    before = logged_lines(operator, done)
+    _wait(lambda: logged_lines(operator, done) >= before + count, f"{count} resyncs of {namespace}/{name}")
+
+
+def wait_for_standby(standby: OperatorProcess) -> None:
+    """Until the replica has read a higher-priority peer and paused (kopf's peering, logged at INFO)."""
+    _wait(lambda: logged_lines(standby, "Pausing operations in favour of") > 0, "the standby to pause")
 
 
 def new_namespace(api: k8s_client.ApiClient) -> str:

@@ -21,25 +21,30 @@ from typing import Any
 
 import pytest
 import yaml
+from _support.operator_process import OperatorProcess
 from e2e.conftest import (
     KWOK_FAIL_ANNOTATION,
     KWOK_NODE_SELECTOR,
     KWOK_RUN_DURATION_ANNOTATION,
     KWOK_TOLERATIONS,
+    LONG_RUN,
 )
+from e2e.specforgerun import conftest as specforgerun_fixtures
 from e2e.specforgerun import test_lifecycle as lifecycle
 from e2e.specforgerun.conftest import EXAMPLES, Runs, condition, load_example, wait_for
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from specforge_operator.kube import KubeApi
-from specforge_operator.process import OperatorProcess
 from unit.operator.builders import run_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "specforge-operator"
 MODELS_PVC_EXAMPLE = REPO_ROOT / "examples" / "models-pvc.yaml"
+DAY_ONE_EXAMPLE = REPO_ROOT / "examples" / "hf-token-and-model-pvc.yaml"
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
+# The SpecForgeRun CRD, installed by the session (a fixture of tests/e2e/specforgerun, used here too).
+crd_installed = specforgerun_fixtures.crd_installed
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ def chart(
     kube_api: k8s_client.ApiClient,
     cluster_bin_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
+    crd_installed: str,
 ) -> Iterator[ChartInstall]:
     core = k8s_client.CoreV1Api(kube_api)
     suffix = uuid.uuid4().hex[:6]
@@ -117,6 +123,8 @@ def chart(
             "--set", f"watch.namespaces={{{','.join(watched)}}}",
             "--set", f"peering.name={release}",
             "--set", "resyncSeconds=3",
+            # The session manages the CRD (crd_installed), as GitOps would: the release must not own it.
+            "--set", "crds.enabled=false",
             # The chart's own operator pods are faked by KWOK; the test runs the operator out of cluster.
             "--set-json", f"tolerations={json.dumps(KWOK_TOLERATIONS)}",
             "--set-json", f"nodeSelector={json.dumps(KWOK_NODE_SELECTOR)}",
@@ -171,6 +179,15 @@ def forbidden(call: Callable[[], Any]) -> bool:
             return True
         raise
     return False
+
+
+def missing(call: Callable[[], Any]) -> None:
+    """Run ``call``, taking a 404 (allowed, but nothing there) as success."""
+    try:
+        call()
+    except ApiException as error:
+        if error.status != 404:
+            raise
 
 
 def test_install_tells_the_next_command_and_its_pods_pass_restricted_pod_security(
@@ -333,15 +350,57 @@ def test_models_pvc_example_feeds_a_run(
     assert (claims["dataset"], mounts["dataset"]) == ("specforge-datasets", ("/data", True))
 
 
+def test_day_one_example_passes_an_hf_token_secret_and_a_model_claim_to_the_trainer(
+    chart: ChartInstall, kube_api: k8s_client.ApiClient, cluster_bin_dir: Path, kubeconfig: str
+) -> None:
+    """README's day-one path: the HF-token Secret, the model claims, then examples/hf-token-and-model-pvc.yaml."""
+    namespace = chart.watched[0]
+    core = k8s_client.CoreV1Api(kube_api)
+    core.create_namespaced_secret(
+        namespace, {"metadata": {"name": "hf-token"}, "stringData": {"token": "hf_x"}}
+    )
+    run_tool(
+        str(cluster_bin_dir / "kubectl"), "--kubeconfig", kubeconfig, "apply", "-n", namespace,
+        "-f", str(MODELS_PVC_EXAMPLE),
+    )  # fmt: skip
+    config_map, run = yaml.safe_load_all(DAY_ONE_EXAMPLE.read_text())
+    core.create_namespaced_config_map(namespace, config_map)
+    run["spec"]["trainer"]["resources"] = {"cpu": "1", "memory": "4Gi"}  # KWOK nodes are small
+    Runs(kube_api, namespace).create(run)
+    kube = KubeApi(kube_api)
+    job = wait_for(
+        lambda: kube.get("kubeflow.org/v1", "PyTorchJob", namespace, "llama-draft-trainer"),
+        "the trainer PyTorchJob (created once the run's Redis is ready)",
+        timeout=120,
+    )
+    pod = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert {
+        "name": "HF_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token"}},
+    } in container["env"]
+    assert container["envFrom"] == [{"configMapRef": {"name": "nccl-settings"}}]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    assert volumes["target-model"]["persistentVolumeClaim"] == {
+        "claimName": "specforge-models",
+        "readOnly": True,
+    }
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Gi"}
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    assert (mounts["target-model"], mounts["dshm"]) == ("/models", "/dev/shm")
+    assert handled_by_chart_operator(chart, namespace, "llama-draft")
+
+
 def test_the_operator_identity_is_denied_outside_its_role(
     chart: ChartInstall, operator_api: k8s_client.ApiClient
 ) -> None:
     core, batch = k8s_client.CoreV1Api(operator_api), k8s_client.BatchV1Api(operator_api)
     rbac = k8s_client.RbacAuthorizationV1Api(operator_api)
     inside, outside = chart.watched[0], chart.outside
-    # Allowed where it works (the prune step lists Secrets by label) ...
-    assert not forbidden(lambda: core.list_namespaced_secret(inside))
-    # ... and denied everywhere else.
+    # Its one Secret per run (the store password) is read by name where it works ...
+    assert not forbidden(lambda: missing(lambda: core.read_namespaced_secret("anything", inside)))
+    # ... but Secrets are never listed, not even there, and nothing is read elsewhere.
+    assert forbidden(lambda: core.list_namespaced_secret(inside))
     assert forbidden(lambda: core.list_namespaced_secret(outside))
     assert forbidden(lambda: core.read_namespaced_secret("anything", outside))
     assert forbidden(lambda: core.list_secret_for_all_namespaces())
@@ -451,3 +510,137 @@ def test_peering_is_live_and_the_operator_never_hit_a_permission_error(
     log = chart.operator.log_path.read_text()
     for marker in ("Forbidden", "forbidden", "Not enough permissions"):
         assert marker not in log, f"{marker!r} in the operator log:\n{chart.operator.log_tail()}"
+
+
+def test_host_path_runs_are_refused_in_served_namespaces_naming_the_field(
+    chart: ChartInstall, kube_api: k8s_client.ApiClient
+) -> None:
+    """The chart's ValidatingAdmissionPolicy (hostPathVolumes.allowed=false by default), bound to the
+    namespaces it serves: a hostPath anywhere in a run is refused by the API server, naming the field."""
+    runs = Runs(kube_api, chart.watched[0])
+    host = {"hostPath": {"path": "/srv/models"}}
+    cases = {
+        "spec.featureStore.volume.hostPath": {"featureStore": {"volume": host}},
+        "spec.trainer.volumes[].hostPath": {
+            "trainer": {
+                "volumes": [{"name": "models", **host}],
+                "volumeMounts": [{"name": "models", "mountPath": "/m"}],
+            }
+        },
+        "spec.metadataStore.managed.volumes[].hostPath": {
+            "deploymentMode": "dataflow_colocated",
+            "metadataStore": {"managed": {"volumes": [{"name": "x", **host}]}},
+        },
+    }
+    for field, spec in cases.items():
+        with pytest.raises(ApiException) as caught:
+            runs.create(run_manifest(spec.pop("deploymentMode", "local_colocated"), "host-path", **spec))
+        assert caught.value.status in (403, 422) and field in caught.value.body, caught.value.body
+    # The same run outside the namespaces it serves is not the chart's business.
+    Runs(kube_api, chart.outside).create(
+        run_manifest("local_colocated", "host-path", featureStore={"volume": host})
+    )
+    # A run without hostPath is accepted, and so are the operator's later metadata patches of it.
+    runs.create(run_manifest("local_colocated", "no-host-path"))
+
+
+def test_namespace_editors_may_run_training_and_viewers_only_watch(
+    chart: ChartInstall, kube_api: k8s_client.ApiClient
+) -> None:
+    """The chart's user roles are aggregated into the built-in edit and view ClusterRoles."""
+    namespace = chart.watched[1]
+    rbac, authz = k8s_client.RbacAuthorizationV1Api(kube_api), k8s_client.AuthorizationV1Api(kube_api)
+    for user, role in (("alice", "edit"), ("bob", "view")):
+        rbac.create_namespaced_role_binding(
+            namespace,
+            {
+                "metadata": {"name": f"{user}-{role}"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+            },
+        )
+
+    def allowed(user: str, verb: str, subresource: str = "") -> bool:
+        review = authz.create_subject_access_review(
+            {
+                "spec": {
+                    "user": user,
+                    "resourceAttributes": {
+                        "namespace": namespace,
+                        "group": "specforge.io",
+                        "resource": "specforgeruns",
+                        "subresource": subresource,
+                        "verb": verb,
+                    },
+                }
+            }
+        )
+        return bool(review.status.allowed)
+
+    # The aggregation controller folds the chart's roles into edit/view shortly after install.
+    wait_for(lambda: allowed("alice", "create") and allowed("bob", "watch"), "edit and view to cover runs")
+    assert allowed("alice", "delete") and allowed("alice", "patch")
+    assert not allowed("alice", "patch", "status"), "status belongs to the operator and the trainer"
+    assert allowed("bob", "get") and allowed("bob", "list") and allowed("bob", "get", "status")
+    assert not allowed("bob", "create") and not allowed("bob", "delete")
+
+
+def test_every_run_policy_works_under_the_charts_service_account(
+    chart: ChartInstall, kube_api: k8s_client.ApiClient
+) -> None:
+    """Suspend, gang restart, queue and TTL, each carried out by the operator as the chart's identity:
+    the operator log shows its reconciles and no permission error (see the peering test above)."""
+    namespace = chart.watched[1]
+    runs, kube = Runs(kube_api, namespace), KubeApi(kube_api)
+    # Suspend: the workload is suspended (patch), the run Suspended.
+    runs.create(run_manifest("dataflow_colocated", "pausing", trainer={"podAnnotations": LONG_RUN}))
+    runs.wait_phase("pausing", "Running", timeout=90)
+    runs.patch_spec("pausing", {"suspend": True})
+    runs.wait_phase("pausing", "Suspended", timeout=60)
+    # Gang restart: a failed rank deletes the whole workload (foreground) and recreates it, past the limit Failed.
+    failing = {KWOK_FAIL_ANNOTATION: "true", KWOK_RUN_DURATION_ANNOTATION: "2s"}
+    runs.create(
+        run_manifest(
+            "dataflow_colocated",
+            "crashing",
+            trainer={"podAnnotations": failing},
+            runPolicy={"backoffLimit": 1},
+        )
+    )
+    failed = runs.wait_phase("crashing", "Failed", timeout=180)
+    assert condition(failed, "Failed")["reason"] == "BackoffLimitExceeded", failed["status"]
+    assert failed["status"]["restarts"] == 1
+    # Queue: created suspended for the queue to admit, QueueAdmitted=False.
+    runs.create(run_manifest("local_colocated", "queued", scheduling={"queueName": "team-a"}))
+    queued = wait_for(
+        lambda: (found := condition(runs.get("queued"), "QueueAdmitted")) and found["status"] == "False",
+        "QueueAdmitted=False",
+        timeout=60,
+    )
+    assert queued
+    assert kube.get("batch/v1", "Job", namespace, "queued-trainer")["spec"]["suspend"] is True
+    # TTL: the finished run is deleted by the operator.
+    quick = {KWOK_RUN_DURATION_ANNOTATION: "1s"}
+    runs.create(
+        run_manifest(
+            "local_colocated",
+            "short-lived",
+            trainer={"podAnnotations": quick},
+            runPolicy={"ttlSecondsAfterFinished": 0},
+        )
+    )
+
+    def deleted() -> bool:
+        try:
+            runs.get("short-lived")
+        except ApiException as error:
+            if error.status == 404:
+                return True
+            raise
+        return False
+
+    wait_for(deleted, "the TTL to delete the finished run", timeout=120)
+    for name in ("pausing", "crashing", "queued", "short-lived"):
+        assert handled_by_chart_operator(chart, namespace, name), name
+    log = chart.operator.log_path.read_text()
+    assert "Forbidden" not in log and "forbidden" not in log, chart.operator.log_tail()

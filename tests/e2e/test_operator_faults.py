@@ -19,6 +19,7 @@ from e2e.operator_harness import (
     new_namespace,
     private_cluster,
     start_operator,
+    wait_for_standby,
 )
 from e2e.specforgerun.conftest import Runs, wait_for
 from kubernetes import client as k8s_client
@@ -186,7 +187,7 @@ def test_two_replicas_only_one_acts_and_the_other_takes_over(
     standby = start_operator(cluster, tmp_path, priority=100)
     active = start_operator(cluster, tmp_path, priority=200)
     try:
-        time.sleep(3)  # let both see each other in the peering
+        wait_for_standby(standby)  # it has seen the active replica's peering record
         standby_before = standby.metric("specforge_reconciles_total")
         for index in range(5):
             runs.create(run_manifest("local_colocated", f"ha-{index}", suspend=True))

@@ -1,5 +1,6 @@
 """Run policies on a real control plane: unschedulable runs explain themselves, deadlines, gang restarts
-against the backoff limit, suspend/resume, queue admission (Kueue's protocol) and TTL.
+against the backoff limit, suspend/resume, queue admission (Kueue's protocol) and TTL. The durable-mode
+policies run once per trainer backend (PyTorchJob, JobSet), whose controllers both run in the cluster.
 
 A private cluster (operator_harness) with one standalone operator replica; KWOK plays the kubelet.
 """
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _support.operator_process import OperatorProcess
+from e2e.backends import BACKENDS, Backend
 from e2e.conftest import (
     GPU_RESOURCE,
     KWOK_FAIL_ANNOTATION,
@@ -24,11 +27,11 @@ from e2e.operator_harness import (
     new_namespace,
     private_cluster,
     start_operator,
+    wait_for_resyncs,
 )
 from e2e.specforgerun.conftest import Runs, condition, wait_for
 from kubernetes import client as k8s_client
 from specforge_operator.kube import KubeApi
-from specforge_operator.process import OperatorProcess
 from unit.operator.builders import run_manifest
 
 
@@ -155,50 +158,59 @@ def test_active_deadline_stops_a_running_run(runs: Runs) -> None:
     )
 
 
+@pytest.mark.parametrize("backend", BACKENDS, ids=str)
 def test_a_failed_rank_restarts_every_rank_until_the_backoff_limit(
-    runs: Runs, operator: OperatorProcess
+    runs: Runs, operator: OperatorProcess, backend: Backend
 ) -> None:
-    restored_before = operator.metric("specforge_children_total", kind="PyTorchJob", action="restored")
+    restored_before = operator.metric("specforge_children_total", kind=backend.kind, action="restored")
     failing = {KWOK_FAIL_ANNOTATION: "true", KWOK_RUN_DURATION_ANNOTATION: "2s"}
     runs.create(
         run_manifest(
             "dataflow_colocated",
             "flaky",
-            trainer={"replicas": 3, "podAnnotations": failing},
+            trainer={"replicas": 3, "podAnnotations": failing, "backend": backend.name},
             runPolicy={"backoffLimit": 2},
         )
     )
     kube = KubeApi(runs.api.api_client)
-    seen_jobs: set[str] = set()
+    seen_generations: set[str] = (
+        set()
+    )  # owners of trainer pods: the workload (PyTorchJob) or its Job (JobSet)
+    restarting_seen = False
 
     def finished() -> dict[str, Any] | None:
-        job = kube.get("kubeflow.org/v1", "PyTorchJob", runs.namespace, "flaky-trainer")
-        if job is not None:
-            seen_jobs.add(job["metadata"]["uid"])
-            pods = kube.list(
-                "v1", "Pod", runs.namespace, "specforge.io/run=flaky,app.kubernetes.io/component=trainer"
-            )
-            owners = {ref["uid"] for pod in pods for ref in pod["metadata"].get("ownerReferences", [])}
-            # Gang restart: ranks of two generations of the workload never coexist.
-            assert len(owners) <= 1, f"pods of several PyTorchJobs at once: {owners}"
+        nonlocal restarting_seen
+        pods = kube.list(
+            "v1", "Pod", runs.namespace, "specforge.io/run=flaky,app.kubernetes.io/component=trainer"
+        )
+        owners = {ref["uid"] for pod in pods for ref in pod["metadata"].get("ownerReferences", [])}
+        # Gang restart: ranks of two generations of the workload never coexist.
+        assert len(owners) <= 1, f"pods of several {backend.kind} generations at once: {owners}"
+        seen_generations.update(owners)
         run = runs.get("flaky")
-        return run if (run.get("status") or {}).get("phase") == "Failed" else None
+        phase = (run.get("status") or {}).get("phase")
+        restarting_seen = restarting_seen or phase == "Restarting"
+        return run if phase == "Failed" else None
 
     failed = wait_for(finished, "the run to fail after its restarts", timeout=180, interval=0.5)
     reason = condition(failed, "Failed")
     assert reason["reason"] == "BackoffLimitExceeded", reason
     assert failed["status"]["restarts"] == 2
     assert "after 2 restarts" in reason["message"]
-    assert len(seen_jobs) == 3, "one PyTorchJob per attempt (the first plus two restarts)"
+    assert len(seen_generations) == 3, "one generation of ranks per attempt (the first plus two restarts)"
+    assert restarting_seen, "the run reported Restarting between attempts"
+    assert failed["status"]["trainerBackend"] == backend.name
     assert runs.warning_reasons("flaky", "BackoffLimitExceeded").count("BackoffLimitExceeded") == 1
-    restored = operator.metric("specforge_children_total", kind="PyTorchJob", action="restored")
-    assert restored - restored_before == 2
+    restored = operator.metric("specforge_children_total", kind=backend.kind, action="restored")
+    assert restored - restored_before == (2 if backend.replaced_on_restart else 0)
 
 
-def test_suspend_stops_pods_keeps_the_store_and_resumes(runs: Runs, operator: OperatorProcess) -> None:
-    runs.create(
-        run_manifest("dataflow_colocated", "pausable", trainer={"replicas": 2, "podAnnotations": LONG_RUN})
-    )
+@pytest.mark.parametrize("backend", BACKENDS, ids=str)
+def test_suspend_stops_pods_keeps_the_store_and_resumes(
+    runs: Runs, operator: OperatorProcess, backend: Backend
+) -> None:
+    trainer = {"replicas": 2, "podAnnotations": LONG_RUN, "backend": backend.name}
+    runs.create(run_manifest("dataflow_colocated", "pausable", trainer=trainer))
     runs.wait_phase("pausable", "Running", timeout=90)
     kube = KubeApi(runs.api.api_client)
     redis = kube.get("apps/v1", "Deployment", runs.namespace, "pausable-redis")
@@ -216,8 +228,7 @@ def test_suspend_stops_pods_keeps_the_store_and_resumes(runs: Runs, operator: Op
     runs.patch_spec("pausable", {"suspend": True})
     suspended = runs.wait_phase("pausable", "Suspended", timeout=30)
     assert condition(suspended, "Suspended")["status"] == "True"
-    job = kube.get("kubeflow.org/v1", "PyTorchJob", runs.namespace, "pausable-trainer")
-    assert job["spec"]["runPolicy"]["suspend"] is True
+    assert backend.suspended(backend.workload(kube, runs.namespace, "pausable"))
     wait_for(
         lambda: (
             not kube.list(
@@ -239,21 +250,22 @@ def test_suspend_stops_pods_keeps_the_store_and_resumes(runs: Runs, operator: Op
     assert kube.get("v1", "Secret", runs.namespace, "pausable-redis-auth")["data"] == secret["data"]
 
 
-def test_queue_label_and_suspended_creation_let_a_queue_admit_the_run(runs: Runs) -> None:
+@pytest.mark.parametrize("backend", BACKENDS, ids=str)
+def test_queue_label_and_suspended_creation_let_a_queue_admit_the_run(
+    runs: Runs, operator: OperatorProcess, backend: Backend
+) -> None:
     runs.create(
         run_manifest(
             "dataflow_colocated",
             "queued",
-            trainer={"podAnnotations": LONG_RUN},
+            trainer={"podAnnotations": LONG_RUN, "backend": backend.name},
             scheduling={"queueName": "team-a"},
         )
     )
     kube = KubeApi(runs.api.api_client)
-    job = wait_for(
-        lambda: kube.get("kubeflow.org/v1", "PyTorchJob", runs.namespace, "queued-trainer"), "the PyTorchJob"
-    )
+    job = wait_for(lambda: backend.workload(kube, runs.namespace, "queued"), f"the {backend.kind}")
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
-    assert job["spec"]["runPolicy"]["suspend"] is True, "created suspended, for the queue to admit"
+    assert backend.suspended(job), "created suspended, for the queue to admit"
     pending = runs.wait_phase("queued", "Pending", timeout=30)
     admitted = condition(pending, "QueueAdmitted")
     assert (admitted["status"], admitted["reason"]) == ("False", "WaitingForQueueAdmission"), admitted
@@ -267,24 +279,15 @@ def test_queue_label_and_suspended_creation_let_a_queue_admit_the_run(runs: Runs
         ),
         "an event naming the queue the run waits for",
     )
-    time.sleep(4)  # more than a resync: the operator must not start it on its own
-    assert kube.get("kubeflow.org/v1", "PyTorchJob", runs.namespace, "queued-trainer")["spec"]["runPolicy"][
-        "suspend"
-    ]
+    wait_for_resyncs(operator, runs.namespace, "queued")  # the operator must not start it on its own
+    assert backend.suspended(backend.workload(kube, runs.namespace, "queued"))
 
-    # Admission, as Kueue does it: an update of suspend under its own field manager.
-    kube._call(
-        "PATCH",
-        f"/apis/kubeflow.org/v1/namespaces/{runs.namespace}/pytorchjobs/queued-trainer",
-        body={"spec": {"runPolicy": {"suspend": False}}},
-        query=[("fieldManager", "kueue-admission")],
-        content_type="application/merge-patch+json",
-    )
+    backend.admit(kube, runs.namespace, "queued")
     running = runs.wait_phase("queued", "Running", timeout=60)
     assert condition(running, "QueueAdmitted")["status"] == "True"
-    time.sleep(4)
-    job = kube.get("kubeflow.org/v1", "PyTorchJob", runs.namespace, "queued-trainer")
-    assert job["spec"]["runPolicy"]["suspend"] is False, "the operator undid the queue's admission"
+    wait_for_resyncs(operator, runs.namespace, "queued")
+    job = backend.workload(kube, runs.namespace, "queued")
+    assert not backend.suspended(job), "the operator undid the queue's admission"
 
 
 def test_ttl_deletes_a_finished_run_and_its_children(runs: Runs) -> None:

@@ -89,6 +89,9 @@ them; list/watch only where kopf watches or the prune step lists by the run labe
 - apiGroups: ["kubeflow.org"]
   resources: ["pytorchjobs"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["jobset.x-k8s.io"]
+  resources: ["jobsets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
@@ -97,8 +100,18 @@ them; list/watch only where kopf watches or the prune step lists by the run labe
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # Children that are only applied, read back and pruned.
 - apiGroups: [""]
-  resources: ["secrets", "services", "serviceaccounts", "persistentvolumeclaims"]
+  resources: ["services", "serviceaccounts", "persistentvolumeclaims"]
   verbs: ["get", "list", "create", "patch", "delete"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "create", "patch", "delete"]
+# The one Secret a run owns (its store password) is created, read and pruned by name: no list or
+# watch, so the operator cannot enumerate the Secrets of the namespaces it serves. RBAC cannot narrow
+# get to the names the operator makes (resourceNames are fixed at install), so restrict the namespaces
+# with watch.namespaces where that matters.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch", "delete"]
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
   verbs: ["get", "list", "create", "patch", "delete"]
@@ -106,9 +119,10 @@ them; list/watch only where kopf watches or the prune step lists by the run labe
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
+# kopf posts events (POST only).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
 
 {{/* Cluster-scoped reads kopf makes at start-up: the CRD list (to find the resources it serves) and the namespace list. */}}

@@ -1,6 +1,7 @@
 """All run policies together: from one reconcile's observations to a verdict, conditions and actions.
 
-The order is the precedence: a finished run only waits for its TTL; an expired deadline fails the run
+The order is the precedence: a finished run only waits for its TTL; a run whose trainer backend is not
+served waits for it (policies.backend); an expired deadline fails the run
 (and stops its pods); a failed rank restarts every rank, or fails the run past ``backoffLimit``; a
 workload a queue holds suspended is waiting for admission (``QueueAdmitted=False``). The ``Schedulable`` condition is reported
 alongside whichever of these holds. Pure: the reconciler gathers the inputs and carries out the actions.
@@ -16,12 +17,16 @@ from typing import Any
 from specforge_api.run import SpecForgeRun
 from specforge_api.status import Phase
 
+from specforge_operator.policies.backend import backend_availability
 from specforge_operator.policies.deadlines import active_deadline_failure, pre_running_deadline_failure
 from specforge_operator.policies.queueing import (
+    KUEUE_NOT_INSTALLED,
     QUEUE_ADMITTED_CONDITION,
+    QUEUE_CONTROLLER_CONDITION,
     WAITING_FOR_ADMISSION,
     admission_message,
     is_queue_managed,
+    queue_controller_availability,
 )
 from specforge_operator.policies.restart import RESTARTING_REASON, RestartAction, decide_restart
 from specforge_operator.policies.schedulability import SCHEDULABLE_CONDITION, Schedulability
@@ -43,6 +48,10 @@ class PolicyInputs:
     workload_suspended: bool  # the workload object's own suspend flag (a queue's, or spec.suspend)
     schedulability: Schedulability | None
     now: datetime
+    # (apiVersion, kind) of the trainer workload when the API server does not serve it (policies.backend).
+    unserved_workload: tuple[str, str] | None = None
+    # Whether the cluster serves Kueue; None when the run names no queue (not looked up).
+    kueue_served: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,43 @@ def _waiting_for(inputs: PolicyInputs) -> str:
     return inputs.workload.message or "the pods are pending"
 
 
+def _queue_controller(
+    inputs: PolicyInputs, kueue_served: bool
+) -> tuple[tuple[ConditionUpdate, ...], tuple[Event, ...]]:
+    """The condition (only once Kueue was found missing) and one warning per episode. The run keeps
+    waiting for admission (QueueAdmitted=False): once Kueue is installed it admits the workload."""
+    status = inputs.run.status
+    previous = next(
+        (c for c in (status.conditions if status else []) if c.type == QUEUE_CONTROLLER_CONDITION), None
+    )
+    available, message = queue_controller_availability(
+        inputs.run, kueue_served=kueue_served, previously_missing=previous is not None
+    )
+    if available and previous is None:
+        return (), ()
+    reason = "KueueServed" if available else KUEUE_NOT_INSTALLED
+    condition = ConditionUpdate(QUEUE_CONTROLLER_CONDITION, available, reason, message)
+    news = not available and (previous is None or previous.status != "False")
+    return (condition,), ((Event("Warning", KUEUE_NOT_INSTALLED, message),) if news else ())
+
+
+def _was_suspended(run: SpecForgeRun) -> bool:
+    """Whether the last status showed the run suspended: by spec.suspend, or held by its queue."""
+    status = run.status
+    if status is None:
+        return False
+    held = any(c.type == QUEUE_ADMITTED_CONDITION and c.status == "False" for c in status.conditions)
+    return status.phase is Phase.SUSPENDED or held
+
+
+def _resume_time(inputs: PolicyInputs, suspended: bool) -> datetime | None:
+    """When the run last left suspension: now, when this reconcile is the first to see it resumed."""
+    previous = inputs.run.status.resume_time if inputs.run.status else None
+    if not suspended and _was_suspended(inputs.run):
+        return inputs.now
+    return previous
+
+
 def evaluate_policies(inputs: PolicyInputs) -> PolicyOutcome:
     run, workload, now = inputs.run, inputs.workload, inputs.now
     status = run.status
@@ -114,23 +160,37 @@ def evaluate_policies(inputs: PolicyInputs) -> PolicyOutcome:
     if running_time is not None:
         fields["runningTime"] = _wire_time(running_time)
     restarts = (status.restarts if status else None) or 0
+    if workload.restarts is not None:  # the workload restarts its ranks itself (JobSet) and counts them
+        restarts = max(restarts, workload.restarts)
     last_failed = status.last_failed_workload_uid if status else None
     conditions, events = _schedulable(inputs)
+    backend_conditions, backend_events, backend_verdict = backend_availability(run, inputs.unserved_workload)
+    conditions, events = conditions + backend_conditions, events + backend_events
 
     def outcome(**kwargs: Any) -> PolicyOutcome:
         if restarts or last_failed:
             fields.update(restarts=restarts, lastFailedWorkloadUid=last_failed)
         return PolicyOutcome(conditions=conditions, status_fields=fields, events=events, **kwargs)
 
+    if backend_verdict is not None:
+        return outcome(verdict=backend_verdict)
+
+    suspended = run.spec.suspend or inputs.workload_suspended
+    resume_time = _resume_time(inputs, suspended)
+    if resume_time is not None:
+        fields["resumeTime"] = _wire_time(resume_time)
     failure = active_deadline_failure(
         deadline_seconds=policy.active_deadline_seconds,
         start_time=status.start_time if status else None,
+        resume_time=resume_time,
+        suspended=suspended,
         now=now,
     ) or pre_running_deadline_failure(
         deadline_seconds=policy.pre_running_deadline_seconds,
         workload_created=inputs.workload_created,
         running_time=running_time,
-        suspended_by_user=run.spec.suspend,
+        resume_time=resume_time,
+        suspended=suspended,
         waiting_for=_waiting_for(inputs),
         now=now,
     )
@@ -162,6 +222,9 @@ def evaluate_policies(inputs: PolicyInputs) -> PolicyOutcome:
             "then every rank starts again"
         )
         return outcome(verdict=Verdict(Phase.RESTARTING, RESTARTING_REASON, message))
+    if inputs.kueue_served is not None:
+        kueue_conditions, kueue_events = _queue_controller(inputs, inputs.kueue_served)
+        conditions, events = conditions + kueue_conditions, events + kueue_events
     if is_queue_managed(run) and not run.spec.suspend and workload.state is not WorkloadState.ABSENT:
         admitted = not inputs.workload_suspended
         conditions += (

@@ -1,6 +1,6 @@
 """Who owns the workload's ``suspend`` field: the operator, or a queue such as Kueue.
 
-Kueue admits a Job or PyTorchJob labelled ``kueue.x-k8s.io/queue-name`` by flipping its ``suspend``
+Kueue admits a Job, PyTorchJob or JobSet labelled ``kueue.x-k8s.io/queue-name`` by flipping its ``suspend``
 from true to false, so such a workload must be created suspended and the operator must then leave the
 field alone (re-applying ``suspend: false`` would start it before admission; re-applying ``true`` would
 undo the admission). Without a queue the operator owns the field and mirrors ``spec.suspend``.
@@ -21,9 +21,16 @@ from specforge_api.run import SpecForgeRun
 SUSPEND_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
     ("batch/v1", "Job"): ("spec", "suspend"),
     ("kubeflow.org/v1", "PyTorchJob"): ("spec", "runPolicy", "suspend"),
+    ("jobset.x-k8s.io/v1alpha2", "JobSet"): ("spec", "suspend"),
 }
 WAITING_FOR_ADMISSION = "WaitingForQueueAdmission"
 QUEUE_ADMITTED_CONDITION = "QueueAdmitted"
+# A queue label on a cluster without Kueue: the workload would wait, suspended, for an admission that
+# never comes. Discovery of Kueue's LocalQueue tells the two apart.
+KUEUE_API_VERSION = "kueue.x-k8s.io/v1beta1"
+KUEUE_QUEUE_KIND = "LocalQueue"
+QUEUE_CONTROLLER_CONDITION = "QueueControllerAvailable"
+KUEUE_NOT_INSTALLED = "KueueNotInstalled"
 
 
 class SuspendOwnership(StrEnum):
@@ -78,3 +85,21 @@ def admission_message(run: SpecForgeRun) -> str:
         f"the workload is suspended until queue {run.spec.scheduling.queue_name!r} admits it "
         "(kueue.x-k8s.io/queue-name)"
     )
+
+
+def kueue_missing_message(run: SpecForgeRun) -> str:
+    return (
+        f"spec.scheduling.queueName {run.spec.scheduling.queue_name!r} sets the kueue.x-k8s.io/queue-name "
+        f"label, but this cluster does not serve Kueue ({KUEUE_API_VERSION}): install Kueue, or remove "
+        "queueName; the workload stays suspended until a queue admits it"
+    )
+
+
+def queue_controller_availability(
+    run: SpecForgeRun, *, kueue_served: bool, previously_missing: bool
+) -> tuple[bool, str]:
+    """(available, message) of the ``QueueControllerAvailable`` condition of a queue-managed run; the
+    caller reports it once it has been False, so clusters with Kueue never see the condition."""
+    if kueue_served:
+        return True, "" if not previously_missing else f"Kueue ({KUEUE_API_VERSION}) is served"
+    return False, kueue_missing_message(run)

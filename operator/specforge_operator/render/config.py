@@ -27,15 +27,23 @@ def run_config_map(run: SpecForgeRun) -> dict[str, Any]:
 
 
 def progress_rbac(run: SpecForgeRun) -> list[dict[str, Any]]:
-    """ServiceAccount for trainer pods, a Role allowing get/patch on this run's status, and its binding."""
+    """A Role allowing get/patch on this run's status, bound to the trainer pods' ServiceAccount: the
+    trainer pool's own (``serviceAccountName``) or, without one, a ServiceAccount the run creates."""
     names = ChildNames(run.name)
+    account = run.spec.trainer.service_account_name
+    created = []
+    if account is None:
+        account = names.trainer
+        created.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": object_meta(run, names.trainer, TRAINER_COMPONENT),
+                "automountServiceAccountToken": True,
+            }
+        )
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": object_meta(run, names.trainer, TRAINER_COMPONENT),
-            "automountServiceAccountToken": True,
-        },
+        *created,
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
@@ -54,6 +62,6 @@ def progress_rbac(run: SpecForgeRun) -> list[dict[str, Any]]:
             "kind": "RoleBinding",
             "metadata": object_meta(run, names.progress_role, TRAINER_COMPONENT),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": names.progress_role},
-            "subjects": [{"kind": "ServiceAccount", "name": names.trainer, "namespace": run.namespace}],
+            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": run.namespace}],
         },
     ]

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from specforge_api.pod_contract import COMPONENT_LABEL, RUN_LABEL
 from specforge_api.run import API_VERSION, KIND, SpecForgeRun
 
 FIELD_MANAGER = "specforge-operator"
-RUN_LABEL = "specforge.io/run"
-COMPONENT_LABEL = "app.kubernetes.io/component"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PART_OF = "specforge-k8s"
 

@@ -2,8 +2,9 @@
 
 What runs in the container (argv and env) comes from :mod:`specforge_api.pod_contract`, the description
 ``specforge run`` starts local processes from; this module adds what only a pod has: the run manifest
-as a mounted file, volumes, the store password from a Secret, resources and placement. Model and dataset volumes are
-mounted at the parent directory of their ``path``.
+as a mounted file, volumes, a memory-backed ``/dev/shm``, the store password from a Secret, resources and
+placement, then the pool's overrides (:mod:`.overrides`). Model and dataset volumes are mounted at the
+parent directory of their ``path``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from specforge_api.common import Resources, VolumeSource
 from specforge_api.pod_contract import (
     CONFIG_DIR,
     CONFIG_FILE,
+    SHARED_MEMORY_DIR,
     TRAINER_UID,
     Env,
     ProcessContract,
+    Volumes,
     producer_process,
     trainer_process,
     trainer_world_size,
@@ -26,10 +29,17 @@ from specforge_api.run import SpecForgeRun
 from specforge_api.spec import WorkerPool
 
 from specforge_operator.render.meta import ChildNames
+from specforge_operator.render.overrides import (
+    container_env,
+    container_security_context,
+    extra_mounts,
+    extra_volumes,
+    pod_metadata,
+    pod_placement_and_identity,
+    pod_security_context,
+)
 from specforge_operator.render.storage import run_directories
 from specforge_operator.render.store import MetadataStoreConnection
-
-GPU_RESOURCE = "nvidia.com/gpu"
 
 
 def trainer_process_of(run: SpecForgeRun, store: MetadataStoreConnection | None) -> ProcessContract:
@@ -61,18 +71,29 @@ def _volume(name: str, source: VolumeSource) -> dict[str, Any]:
     return {"name": name, **source.to_wire()}
 
 
-def _volumes_and_mounts(run: SpecForgeRun) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _volumes_and_mounts(
+    run: SpecForgeRun, pool: WorkerPool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     spec = run.spec
-    volumes = [{"name": "config", "configMap": {"name": ChildNames(run.name).config}}]
-    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
+    volumes: list[dict[str, Any]] = [
+        {"name": Volumes.CONFIG, "configMap": {"name": ChildNames(run.name).config}},
+        {
+            "name": Volumes.SHARED_MEMORY,
+            "emptyDir": {"medium": "Memory", "sizeLimit": pool.shared_memory_size},
+        },
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": Volumes.CONFIG, "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": Volumes.SHARED_MEMORY, "mountPath": SHARED_MEMORY_DIR},
+    ]
     for directory in run_directories(run):
         volumes.append(_volume(directory.volume_name, directory.source))
         mounts.append({"name": directory.volume_name, "mountPath": directory.mount_path, "readOnly": False})
-    for name, data in (("target-model", spec.target_model), ("dataset", spec.dataset)):
+    for name, data in ((Volumes.TARGET_MODEL, spec.target_model), (Volumes.DATASET, spec.dataset)):
         if data.path is not None and data.volume is not None:
             volumes.append(_volume(name, data.volume))
             mounts.append({"name": name, "mountPath": posixpath.dirname(data.path), "readOnly": True})
-    return volumes, mounts
+    return volumes + extra_volumes(pool), mounts + extra_mounts(pool)
 
 
 def _env(
@@ -93,21 +114,12 @@ def _env(
     return env
 
 
-def container_resources(resources: Resources, gpus: int) -> dict[str, Any]:
+def container_resources(resources: Resources, gpus: int, accelerator: str) -> dict[str, Any]:
     requests: dict[str, Any] = {"cpu": resources.cpu, "memory": resources.memory}
     limits: dict[str, Any] = {"memory": resources.memory}
     if gpus:
-        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(gpus)
+        requests[accelerator] = limits[accelerator] = str(gpus)
     return {"requests": requests, "limits": limits}
-
-
-# The trainer image runs as a numeric non-root user (Dockerfile), so runAsNonRoot holds without a runAsUser.
-SECURE_CONTAINER_CONTEXT = {
-    "runAsNonRoot": True,
-    "allowPrivilegeEscalation": False,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 def pod_template(
@@ -122,35 +134,32 @@ def pod_template(
     service_account: str | None = None,
 ) -> dict[str, Any]:
     spec = run.spec
-    volumes, mounts = _volumes_and_mounts(run)
+    volumes, mounts = _volumes_and_mounts(run, pool)
+    service_account = pool.service_account_name or service_account
     container = {
         "name": container_name,
         "image": spec.image,
         "imagePullPolicy": spec.image_pull_policy,
         "command": list(process.argv),
-        "env": _env(run, process, store),
-        "resources": container_resources(pool.resources, pool.gpus_per_replica),
+        **container_env(_env(run, process, store), pool),
+        "resources": container_resources(pool.resources, pool.gpus_per_replica, pool.accelerator_resource),
         "volumeMounts": mounts,
-        "securityContext": SECURE_CONTAINER_CONTEXT,
+        # The trainer image runs as a numeric non-root user (Dockerfile): runAsNonRoot holds without runAsUser.
+        "securityContext": container_security_context(pool),
     }
     pod_spec: dict[str, Any] = {
         "restartPolicy": restart_policy,
         "containers": [container],
         "volumes": volumes,
         "automountServiceAccountToken": service_account is not None,
-        # Volumes the pod writes (emptyDirs, claims) are made group-writable for the image's user.
-        "securityContext": {"fsGroup": TRAINER_UID, "fsGroupChangePolicy": "OnRootMismatch"},
+        "securityContext": pod_security_context(pool, fs_group=TRAINER_UID),
+        **pod_placement_and_identity(pool),
     }
     optional = {
         "serviceAccountName": service_account,
-        "nodeSelector": pool.node_selector or None,
-        "tolerations": [toleration.to_wire() for toleration in pool.tolerations] or None,
         "imagePullSecrets": [secret.to_wire() for secret in spec.image_pull_secrets] or None,
         "priorityClassName": spec.scheduling.priority_class_name,
         "schedulerName": spec.scheduling.scheduler_name,
     }
     pod_spec.update({key: value for key, value in optional.items() if value is not None})
-    metadata: dict[str, Any] = {"labels": labels}
-    if pool.pod_annotations:
-        metadata["annotations"] = dict(pool.pod_annotations)
-    return {"metadata": metadata, "spec": pod_spec}
+    return {"metadata": pod_metadata(pool, labels), "spec": pod_spec}

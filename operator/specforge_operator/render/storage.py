@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from specforge_api.common import EmptyDirVolume, PersistentVolumeClaimVolume, VolumeSource
+from specforge_api.pod_contract import Volumes
 from specforge_api.run import SpecForgeRun
 from specforge_api.spec import MountedStorage
 
@@ -54,8 +55,8 @@ def run_directories(run: SpecForgeRun) -> list[RunDirectory]:
     """The feature store and the checkpoint directory, in that order."""
     names = ChildNames(run.name)
     return [
-        _directory(run, "features", run.spec.feature_store, names.features),
-        _directory(run, "checkpoints", run.spec.checkpoints, names.checkpoints),
+        _directory(run, Volumes.FEATURES, run.spec.feature_store, names.features),
+        _directory(run, Volumes.CHECKPOINTS, run.spec.checkpoints, names.checkpoints),
     ]
 
 

@@ -79,6 +79,8 @@ def _verdict(run: SpecForgeRun, observed: Observed) -> Verdict:
             "WaitingForMetadataStore",
             "waiting for the managed Redis to become ready; trainers and producers start after it",
         )
+    if workload.state is WorkloadState.RESTARTING:  # the workload restarts every rank itself (JobSet)
+        return Verdict(Phase.RESTARTING, workload.reason, workload.message)
     if workload.state is WorkloadState.RUNNING:
         return Verdict(Phase.RUNNING, "TrainerRunning", "trainer pods are running")
     if workload.state is WorkloadState.ABSENT:

@@ -44,7 +44,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def installed_operator(images_on_node: None, kubeconfig: str) -> Iterator[None]:
-    run_script(str(HACK_DIR / "operator-install.sh"), timeout=600)
+    # Other e2e tests of the session create runs with hostPath volumes, which the chart's admission policy
+    # would refuse cluster-wide from here on; this single-node cluster is where the chart allows them.
+    run_script(str(HACK_DIR / "operator-install.sh"), "--set", "hostPathVolumes.allowed=true", timeout=600)
     try:
         yield
     finally:

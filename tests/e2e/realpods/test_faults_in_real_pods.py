@@ -4,8 +4,6 @@ trains it, the final weights equal a fault-free laptop run's, and no child exist
 
 from __future__ import annotations
 
-import time
-
 from _support.multiprocess_runs import scheduled_ack_steps
 from e2e.conftest import wait_for
 from e2e.realpods.conftest import kubectl_apply, load_example, newest_weights, train_on_host
@@ -19,10 +17,17 @@ def _step(real_runs, name: str) -> int:
 
 
 def _delete_one(real_runs, name: str, component: str) -> str:
+    """Delete a running pod of ``component`` and wait until the API server no longer has it."""
     pods = [p for p in real_runs.pods(name, component) if p.status.phase == "Running"]
     assert pods, f"no running {component} pod of {name} to delete"
-    real_runs.core.delete_namespaced_pod(pods[0].metadata.name, real_runs.namespace, grace_period_seconds=0)
-    return pods[0].metadata.name
+    pod = pods[0].metadata
+    real_runs.core.delete_namespaced_pod(pod.name, real_runs.namespace, grace_period_seconds=0)
+    wait_for(
+        lambda: all(p.metadata.uid != pod.uid for p in real_runs.pods(name, component)),
+        f"the deleted {component} pod {pod.name} to be gone",
+        timeout=120,
+    )
+    return pod.name
 
 
 def _producers_done(real_runs) -> bool:
@@ -48,7 +53,6 @@ def test_deleted_trainer_redis_and_producer_pods_cost_nothing(real_runs, real_no
     wait_for(lambda: _step(real_runs, "faults") >= 12, "steps after a checkpoint", timeout=600, interval=1)
     _delete_one(real_runs, "faults", "trainer")
     _delete_one(real_runs, "faults", "metadata-store")
-    time.sleep(1)  # let the deletions land before watching for the outcome
 
     run = real_runs.wait_finished("faults")
     assert run["status"].get("restarts", 0) >= 1, run["status"]

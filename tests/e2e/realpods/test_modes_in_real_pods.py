@@ -14,13 +14,16 @@ from typing import Any
 import pytest
 from _support.multiprocess_runs import scheduled_ack_steps
 from e2e.realpods.conftest import RealRuns, kubectl_apply, load_example, newest_weights, train_on_host
-from specforge_api import parse_run_manifest
+from specforge_api import DatasetSource, parse_run_manifest
 from specforge_trainer.control_plane.stores.redis import RedisMetadataStore
 from specforge_trainer.resources import builtin_dataset_path
 from specforge_trainer.schedule import DataSchedule
 
 SHORT = {"epochs": 1, "maxLength": 64, "checkpointInterval": 25}
-CHAT_MINI = len(Path(builtin_dataset_path("chat-mini")).read_text().splitlines())
+# The bundled conversations the examples train on: all but the default held-out ones.
+CHAT_MINI = len(Path(builtin_dataset_path("chat-mini")).read_text().splitlines()) - (
+    DatasetSource.model_fields["held_out_conversations"].default
+)
 
 
 def _expected_steps(manifest: dict[str, Any]) -> int:

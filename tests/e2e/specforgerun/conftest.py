@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 import yaml
+from _support.operator_process import OperatorProcess
 from e2e.conftest import on_kwok_nodes, wait_for
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 from specforge_operator.kube import KubeApi
-from specforge_operator.process import OperatorProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CRD_PATH = REPO_ROOT / "crds" / "specforgeruns.specforge.io.yaml"

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _support.operator_process import OperatorProcess
 from e2e.conftest import GPU_RESOURCE, KWOK_FAIL_ANNOTATION, KWOK_RUN_DURATION_ANNOTATION, wait_for
 from e2e.specforgerun.conftest import EXAMPLES, Runs, condition, load_example
 from kubernetes import client as k8s_client
 from specforge_operator.kube import KubeApi
-from specforge_operator.process import OperatorProcess
 
 RUN_LABEL = "specforge.io/run"
 CHILD_KINDS = [
@@ -27,6 +27,7 @@ CHILD_KINDS = [
     ("v1", "ServiceAccount"),
     ("v1", "PersistentVolumeClaim"),
     ("apps/v1", "Deployment"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
     ("batch/v1", "Job"),
     ("rbac.authorization.k8s.io/v1", "Role"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
@@ -51,7 +52,11 @@ def expected_children(run: dict[str, Any]) -> set[tuple[str, str]]:
             children.add(("PersistentVolumeClaim", f"{name}-{suffix}"))
     managed = (spec.get("metadataStore") or {"managed": {}}).get("managed")
     if managed is not None:
-        children |= {("Deployment", f"{name}-redis"), ("Service", f"{name}-redis")}
+        children |= {
+            ("Deployment", f"{name}-redis"),
+            ("Service", f"{name}-redis"),
+            ("NetworkPolicy", f"{name}-redis"),
+        }
         if (managed.get("auth") or {}).get("enabled", True):
             children.add(("Secret", f"{name}-redis-auth"))
         if (managed.get("persistence") or {}).get("enabled"):

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import yaml
 from _support.manifests import minimal_run
+from _support.operator_process import OperatorProcess
 from e2e.conftest import LONG_RUN, wait_for
 from e2e.specforgerun.conftest import Runs
 from kubernetes import client as k8s_client
 from specforge_operator.kube import KubeApi
-from specforge_operator.process import OperatorProcess
 
 pytestmark = pytest.mark.slow
 

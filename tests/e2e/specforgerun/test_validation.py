@@ -93,6 +93,81 @@ MALFORMED: list[tuple[str, dict[str, Any], str]] = [
     ("bad-pull-policy", {"imagePullPolicy": "Sometimes"}, "spec.imagePullPolicy"),
     ("negative-backoff", {"runPolicy": {"backoffLimit": -1}}, "spec.runPolicy.backoffLimit"),
     ("zero-deadline", {"runPolicy": {"activeDeadlineSeconds": 0}}, "spec.runPolicy.activeDeadlineSeconds"),
+    # Pod overrides that would break the pod contract.
+    (
+        "reserved-env-name",
+        {"trainer": {"env": [{"name": "SPECFORGE_METADATA_URL", "value": "redis://elsewhere:6379/0"}]}},
+        "spec.trainer.env",
+    ),
+    ("rank-env-name", {"trainer": {"env": [{"name": "RANK", "value": "3"}]}}, "spec.trainer.env"),
+    (
+        "env-value-and-secret",
+        {
+            "trainer": {
+                "env": [
+                    {
+                        "name": "HF_TOKEN",
+                        "value": "x",
+                        "valueFrom": {"secretKeyRef": {"name": "hf", "key": "t"}},
+                    }
+                ]
+            }
+        },
+        "spec.trainer.env[0]",
+    ),
+    (
+        "reserved-volume-name",
+        {"trainer": {"volumes": [{"name": "config", "emptyDir": {}}]}},
+        "spec.trainer.volumes",
+    ),
+    (
+        "mount-over-the-run-config",
+        {
+            "trainer": {
+                "volumes": [{"name": "extra", "emptyDir": {}}],
+                "volumeMounts": [{"name": "extra", "mountPath": "/etc/specforge"}],
+            }
+        },
+        "spec.trainer.volumeMounts",
+    ),
+    (
+        "mount-over-checkpoints",
+        {
+            "trainer": {
+                "volumes": [{"name": "extra", "emptyDir": {}}],
+                "volumeMounts": [{"name": "extra", "mountPath": "/checkpoints"}],
+            }
+        },
+        "spec.trainer.volumeMounts",
+    ),
+    (
+        "mount-of-unknown-volume",
+        {"trainer": {"volumeMounts": [{"name": "nowhere", "mountPath": "/x"}]}},
+        "spec.trainer.volumeMounts",
+    ),
+    (
+        "selector-label-override",
+        {"trainer": {"podLabels": {"specforge.io/run": "someone-else"}}},
+        "spec.trainer.podLabels",
+    ),
+    (
+        "root-user",
+        {"trainer": {"securityContext": {"runAsUser": 0}}},
+        "spec.trainer.securityContext.runAsUser",
+    ),
+    (
+        "accelerator-not-a-resource-name",
+        {"trainer": {"acceleratorResource": "gpu"}},
+        "spec.trainer.acceleratorResource",
+    ),
+    (
+        "store-reserved-env",
+        {
+            "deploymentMode": "dataflow_colocated",
+            "metadataStore": {"managed": {"env": [{"name": "SPECFORGE_RUN_NAME", "value": "x"}]}},
+        },
+        "spec.metadataStore.managed.env",
+    ),
 ]
 
 

@@ -15,6 +15,8 @@ from e2e.conftest import cluster_bin_dir
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CHART_DIR = REPO_ROOT / "charts" / "specforge-operator"
 RELEASE, RELEASE_NAMESPACE = "sf", "specforge-system"
+# The operator's own ClusterRole (the chart also ships the users' editor/viewer ClusterRoles).
+OPERATOR_ROLE = f"{RELEASE}-specforge-operator"
 
 Manifests = list[dict[str, Any]]
 

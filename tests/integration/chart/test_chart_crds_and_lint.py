@@ -17,8 +17,30 @@ from specforge_operator.spec_reference import render_reference
 
 
 def test_chart_crd_is_the_generated_one() -> None:
-    chart_copy = CHART_DIR / "crds" / CRD_FILE_NAME
+    chart_copy = CHART_DIR / "files" / CRD_FILE_NAME
     assert chart_copy.read_text() == render_crd_yaml(), f"{chart_copy} is stale: run `make crds`"
+
+
+def test_the_run_crd_is_a_template_so_helm_upgrade_updates_it(render: Callable[..., Manifests]) -> None:
+    """Helm installs crds/ once and never upgrades it; the SpecForgeRun CRD is rendered from templates/
+    (crds.enabled), the generated schema unchanged, kept on uninstall unless crds.keep is false."""
+    (crd,) = [doc for doc in render() if doc["kind"] == "CustomResourceDefinition"]
+    generated = yaml.safe_load(render_crd_yaml())
+    assert crd["spec"] == generated["spec"]
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert crd["metadata"]["labels"]["app.kubernetes.io/part-of"] == "specforge-k8s"
+    assert (
+        "annotations"
+        not in next(
+            doc for doc in render({"crds": {"keep": False}}) if doc["kind"] == "CustomResourceDefinition"
+        )["metadata"]
+    )
+    assert not [
+        doc for doc in render({"crds": {"enabled": False}}) if doc["kind"] == "CustomResourceDefinition"
+    ]
+    assert not (CHART_DIR / "crds" / CRD_FILE_NAME).exists(), (
+        "in crds/ too, helm install would create it twice"
+    )
 
 
 def test_chart_installs_the_crds_it_needs(render: Callable[..., Manifests]) -> None:

@@ -8,16 +8,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-from integration.chart.helm_render import RELEASE_NAMESPACE, Manifests, kinds, only
-from specforge_operator.kube import RESOURCE_PLURALS
+from _support.operator_rbac import KOPF_DISCOVERY, operator_rules
+from integration.chart.helm_render import OPERATOR_ROLE, RELEASE_NAMESPACE, Manifests, kinds, only
 from specforge_operator.render.config import progress_rbac
 from unit.operator.builders import build_run
 
-# Verbs the reconciler's KubeApi uses on each child: apply (patch), create, get, list (prune) and delete.
-CHILD_VERBS = {"get", "list", "create", "patch", "delete"}
-# Kinds kopf watches by the run label (handlers.child_changed) need watch as well.
-WATCHED = {("batch", "jobs"), ("kubeflow.org", "pytorchjobs"), ("apps", "deployments"), ("", "configmaps")}
-DISCOVERY = {("apiextensions.k8s.io", "customresourcedefinitions"), ("", "namespaces")}
+DISCOVERY = set(KOPF_DISCOVERY)
 
 
 def granted(rules: Iterable[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
@@ -32,10 +28,6 @@ def granted(rules: Iterable[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
     return out
 
 
-def _group(api_version: str) -> str:
-    return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
-
-
 def test_no_wildcards_anywhere(render: Callable[..., Manifests]) -> None:
     for values in ({}, {"watch": {"namespaces": ["team-a"]}}):
         for doc in render(values):
@@ -44,25 +36,36 @@ def test_no_wildcards_anywhere(render: Callable[..., Manifests]) -> None:
                     assert "*" not in rule[key], f"{doc['kind']} {doc['metadata']['name']}: wildcard in {key}"
 
 
-def test_cluster_wide_role_covers_every_child_kind_the_operator_manages(
+def _object_rules(manifests: Manifests) -> dict[tuple[str, str], set[str]]:
+    """The ClusterRole's grants on objects: without kopf's start-up reads and peering (tested below)."""
+    rules = granted(only(manifests, "ClusterRole", OPERATOR_ROLE)["rules"])
+    return {key: verbs for key, verbs in rules.items() if key not in DISCOVERY and key[0] != "kopf.dev"}
+
+
+def test_cluster_role_grants_every_verb_the_operator_calls(render: Callable[..., Manifests]) -> None:
+    rules = _object_rules(render())
+    # The peering object is read (resync loop) and patched (kopf) by name: its named grant is tested below.
+    needed = {key: verbs for key, verbs in operator_rules().items() if key[0] != "kopf.dev"}
+    missing = {key: verbs - rules.get(key, set()) for key, verbs in needed.items()}
+    assert {key: sorted(verbs) for key, verbs in missing.items() if verbs} == {}, (
+        "the operator would be Forbidden"
+    )
+    for key, verbs in KOPF_DISCOVERY.items():
+        assert granted(only(render(), "ClusterRole", OPERATOR_ROLE)["rules"])[key] == verbs
+
+
+def test_cluster_role_grants_no_verb_the_operator_does_not_call(render: Callable[..., Manifests]) -> None:
+    needed = operator_rules()
+    extra = {key: sorted(verbs - needed.get(key, set())) for key, verbs in _object_rules(render()).items()}
+    extra = {key: verbs for key, verbs in extra.items() if verbs}
+    assert extra == {}, "granted but never called: least privilege"
+
+
+def test_cluster_role_binds_the_charts_service_account_and_never_grants_update(
     render: Callable[..., Manifests],
 ) -> None:
     manifests = render()
-    rules = granted(only(manifests, "ClusterRole")["rules"])
-    for (api_version, kind), plural in RESOURCE_PLURALS.items():
-        key = (_group(api_version), plural)
-        if kind == "Pod":
-            assert rules[key] == {"list"}, "pods are only listed, for failure reasons"
-        elif kind == "SpecForgeRun":
-            # read and watched, finalizer/annotations patched, deleted by its TTL (policies/ttl.py)
-            assert rules[key] == {"get", "list", "watch", "patch", "delete"}
-        else:
-            expected = CHILD_VERBS | ({"watch"} if key in WATCHED else set())
-            assert rules[key] == expected, f"{kind}: {sorted(rules[key])}"
-    assert rules[("specforge.io", "specforgeruns/status")] == {"get", "patch"}
-    assert rules[("", "events")] == {"create", "patch"}
-    for key in DISCOVERY:
-        assert rules[key] == {"list", "watch"}
+    rules = granted(only(manifests, "ClusterRole", OPERATOR_ROLE)["rules"])
     assert "update" not in set().union(*rules.values()), "server-side apply needs patch, never update"
     binding = only(manifests, "ClusterRoleBinding")
     assert binding["subjects"] == [
@@ -72,7 +75,7 @@ def test_cluster_wide_role_covers_every_child_kind_the_operator_manages(
 
 
 def test_operator_holds_everything_it_grants_to_trainers(render: Callable[..., Manifests]) -> None:
-    rules = granted(only(render(), "ClusterRole")["rules"])
+    rules = granted(only(render(), "ClusterRole", OPERATOR_ROLE)["rules"])
     role = next(doc for doc in progress_rbac(build_run()) if doc["kind"] == "Role")
     for rule in role["rules"]:
         for group in rule["apiGroups"]:
@@ -84,9 +87,9 @@ def test_namespaced_mode_has_a_role_per_namespace_and_no_cluster_wide_access_to_
     render: Callable[..., Manifests],
 ) -> None:
     manifests = render({"watch": {"namespaces": ["team-a", "team-b"]}})
-    cluster_rules = granted(only(manifests, "ClusterRole")["rules"])
+    cluster_rules = granted(only(manifests, "ClusterRole", OPERATOR_ROLE)["rules"])
     assert set(cluster_rules) == DISCOVERY, "only kopf's start-up reads are cluster-wide"
-    default_rules = granted(only(render(), "ClusterRole")["rules"])
+    default_rules = granted(only(render(), "ClusterRole", OPERATOR_ROLE)["rules"])
     for namespace in ("team-a", "team-b"):
         role = only(manifests, "Role", namespace=namespace)
         namespaced = granted(role["rules"])
@@ -111,7 +114,7 @@ def test_peering_patch_is_limited_to_the_releases_peering_object(
     render: Callable[..., Manifests], values: dict[str, Any], resource: str
 ) -> None:
     manifests = render(values)
-    role = only(manifests, "Role" if values else "ClusterRole")
+    role = only(manifests, "Role" if values else "ClusterRole", OPERATOR_ROLE)
     named = [rule for rule in role["rules"] if rule.get("resourceNames")]
     assert named == [
         {
@@ -127,7 +130,9 @@ def test_peering_patch_is_limited_to_the_releases_peering_object(
 def test_peering_disabled_drops_peering_rules_and_objects(render: Callable[..., Manifests]) -> None:
     manifests = render({"replicaCount": 1, "peering": {"enabled": False}})
     assert not [doc for doc in manifests if doc["apiVersion"].startswith("kopf.dev")]
-    assert not any(group == "kopf.dev" for group, _ in granted(only(manifests, "ClusterRole")["rules"]))
+    assert not any(
+        group == "kopf.dev" for group, _ in granted(only(manifests, "ClusterRole", OPERATOR_ROLE)["rules"])
+    )
 
 
 def test_rbac_create_false_renders_no_rbac(render: Callable[..., Manifests]) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 from integration.chart.helm_render import CHART_DIR, RELEASE_NAMESPACE, Manifests, RenderError, kinds, only
+from specforge_api.spec import SpecForgeRunSpec
+from specforge_operator.crd import structural_schema
 
 APP_VERSION = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["appVersion"]
 STANDARD_LABELS = {
@@ -43,18 +45,34 @@ def test_default_render_kinds_labels_and_no_empty_fields(render: Callable[..., M
     manifests = render()
     assert kinds(manifests) == [
         "ClusterKopfPeering",
-        "ClusterRole",
+        "ClusterRole",  # the operator's
+        "ClusterRole",  # the users' editor (aggregated into edit/admin)
+        "ClusterRole",  # the users' viewer (aggregated into view)
         "ClusterRoleBinding",
+        "CustomResourceDefinition",  # SpecForgeRun, from templates/ so helm upgrade updates it
         "Deployment",
         "PodDisruptionBudget",
         "Service",
         "ServiceAccount",
+        "ValidatingAdmissionPolicy",  # hostPath volumes refused (hostPathVolumes.allowed=false)
+        "ValidatingAdmissionPolicyBinding",
     ]
+    cluster_scoped = (
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterKopfPeering",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    )
     for doc in manifests:
         assert set(doc["metadata"]["labels"]) >= STANDARD_LABELS, doc["kind"]
         # emptyDir: {} and the core API group "" are legitimately empty.
-        assert [p for p in _empty_values(doc) if not LEGITIMATELY_EMPTY.search(p)] == [], doc["kind"]
-        if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"):
+        if (
+            doc["kind"] != "CustomResourceDefinition"
+        ):  # generated: its `default: {}` and `status: {}` mean something
+            assert [p for p in _empty_values(doc) if not LEGITIMATELY_EMPTY.search(p)] == [], doc["kind"]
+        if doc["kind"] not in cluster_scoped:
             assert doc["metadata"]["namespace"] == RELEASE_NAMESPACE
 
 
@@ -97,6 +115,7 @@ def test_deployment_defaults_two_peered_replicas_with_probes_and_resources(
         "SPECFORGE_WORKERS": "8",
         "SPECFORGE_PEERING_LIFETIME_SECONDS": "10",
         "SPECFORGE_METRICS_PORT": "9090",
+        "SPECFORGE_TRAINER_BACKEND": "pytorchjob",
     }
     anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
     term = anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
@@ -191,6 +210,11 @@ def test_pod_placement_and_metadata_values_are_passed_through(render: Callable[.
     assert only(manifests, "ServiceAccount")["metadata"]["annotations"] == {"iam": "role"}
 
 
+def test_the_default_trainer_backend_reaches_the_operator(render: Callable[..., Manifests]) -> None:
+    env = {e["name"]: e["value"] for e in container(render({"trainerBackend": "jobset"}))["env"]}
+    assert env["SPECFORGE_TRAINER_BACKEND"] == "jobset"
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
@@ -206,6 +230,7 @@ def test_pod_placement_and_metadata_values_are_passed_through(render: Callable[.
         ({"watch": {"namespaces": ["Team_A"]}}, "does not match pattern"),
         ({"image": {"pullPolicy": "Sometimes"}}, "pullPolicy"),
         ({"probes": {"port": 0}}, "minimum"),
+        ({"trainerBackend": "trainjob"}, "trainerBackend"),
     ],
 )
 def test_bad_values_fail_the_render_with_a_clear_message(
@@ -225,3 +250,50 @@ def test_disruption_budget_keeps_a_standby_through_drains(render: Callable[..., 
     )
     assert "PodDisruptionBudget" not in kinds(render({"replicaCount": 1, "peering": {"enabled": False}}))
     assert "PodDisruptionBudget" not in kinds(render({"podDisruptionBudget": {"enabled": False}}))
+
+
+def test_user_roles_aggregate_into_edit_and_view_and_can_be_left_out(
+    render: Callable[..., Manifests],
+) -> None:
+    manifests = render()
+    editor = only(manifests, "ClusterRole", "sf-specforge-operator-editor")
+    viewer = only(manifests, "ClusterRole", "sf-specforge-operator-viewer")
+    assert editor["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert editor["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert viewer["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert {verb for rule in viewer["rules"] for verb in rule["verbs"]} == {"get", "list", "watch"}
+    status = [rule for rule in editor["rules"] if rule["resources"] == ["specforgeruns/status"]]
+    assert status == [
+        {"apiGroups": ["specforge.io"], "resources": ["specforgeruns/status"], "verbs": ["get"]}
+    ]
+    without = render({"rbac": {"aggregateToDefaultRoles": False}})
+    assert [doc["metadata"]["name"] for doc in without if doc["kind"] == "ClusterRole"] == [
+        "sf-specforge-operator"
+    ]
+
+
+def test_host_path_policy_covers_every_volume_field_and_follows_the_watched_namespaces(
+    render: Callable[..., Manifests],
+) -> None:
+    policy = only(render(), "ValidatingAdmissionPolicy")
+    checked = [validation["message"].split(":")[0] for validation in policy["spec"]["validations"]]
+    # Every place the CRD accepts a hostPath is checked, found in the generated schema itself.
+    assert sorted(checked) == sorted(_host_path_fields(structural_schema(SpecForgeRunSpec), "spec"))
+    assert "matchResources" not in only(render(), "ValidatingAdmissionPolicyBinding")["spec"]
+    scoped = only(render({"watch": {"namespaces": ["team-a"]}}), "ValidatingAdmissionPolicyBinding")
+    selector = scoped["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert selector == [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a"]}]
+    allowed = render({"hostPathVolumes": {"allowed": True}})
+    assert not [doc for doc in allowed if doc["kind"].startswith("ValidatingAdmissionPolicy")]
+
+
+def _host_path_fields(schema: dict, path: str) -> list[str]:
+    found = []
+    for name, child in (schema.get("properties") or {}).items():
+        if name == "hostPath":
+            found.append(f"{path}.hostPath")
+        else:
+            found += _host_path_fields(child, f"{path}.{name}")
+    if "items" in schema:
+        found += _host_path_fields(schema["items"], f"{path}[]")
+    return found

@@ -55,6 +55,11 @@ CASES = {
         scheduling={"queueName": "team-a", "priorityClassName": "high"},
     ),
     "disaggregated-example": lambda: _from_example("disaggregated.yaml"),
+    "dataflow-colocated-jobset": lambda: build_run(
+        "dataflow_colocated",
+        trainer={"replicas": 2, "gpusPerReplica": 2, "backend": "jobset"},
+        scheduling={"queueName": "team-a"},
+    ),
 }
 
 

@@ -297,7 +297,8 @@ def test_verdicts_carry_the_message_the_status_shows() -> None:
             scheduling={"queueName": "team-a"},
         )
     ).verdict
-    assert queued is not None and queued.reason == "PreRunningDeadlineExceeded" and "team-a" in queued.message
+    # Time held by the queue is suspended time: no deadline runs, the run waits for admission.
+    assert queued is not None and queued.reason == "WaitingForQueueAdmission" and "team-a" in queued.message
     pending = evaluate_policies(inputs(run_policy={"preRunningDeadlineSeconds": 30})).verdict
     assert pending is not None and pending.message.endswith("(waited 100 s): the pods are pending")
 
@@ -361,3 +362,88 @@ def test_no_pod_verdict_keeps_a_schedulable_true_condition_true() -> None:
     }
     kept = evaluate_policies(inputs(state=WorkloadState.RUNNING, schedulability=None, status=previous))
     assert [(c.type, c.status, c.reason) for c in kept.conditions] == [("Schedulable", True, "PodsScheduled")]
+
+
+QUEUED_STATUS = {
+    "phase": "Pending",
+    "conditions": [
+        {
+            "type": "QueueAdmitted",
+            "status": "False",
+            "reason": "WaitingForQueueAdmission",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+    ],
+}
+
+
+def test_deadlines_count_from_the_admission_not_from_the_time_spent_queued() -> None:
+    """Queued for 1000 s with a 30 s pre-running deadline: admitted, the run gets its 30 s from then on."""
+    policy = {"preRunningDeadlineSeconds": 30, "activeDeadlineSeconds": 60}
+    admitted = evaluate_policies(
+        inputs(
+            state=WorkloadState.PENDING,
+            now=1000,
+            run_policy=policy,
+            status=QUEUED_STATUS,
+            scheduling={"queueName": "team-a"},
+        )
+    )
+    assert admitted.verdict is None, admitted.verdict
+    assert admitted.status_fields["resumeTime"] == wire(1000)
+    later = {**QUEUED_STATUS, "conditions": [], "resumeTime": wire(1000), "startTime": wire(0)}
+    within = evaluate_policies(
+        inputs(now=1029, run_policy=policy, status=later, scheduling={"queueName": "team-a"})
+    )
+    assert within.verdict is None and within.status_fields["resumeTime"] == wire(1000)
+    past = evaluate_policies(
+        inputs(now=1030, run_policy=policy, status=later, scheduling={"queueName": "team-a"})
+    )
+    assert past.verdict is not None and past.verdict.reason == "PreRunningDeadlineExceeded"
+
+
+def test_a_user_suspension_restarts_the_active_deadline_on_resume() -> None:
+    policy = {"activeDeadlineSeconds": 60}
+    suspended = {"phase": "Suspended", "startTime": wire(0)}
+    resumed = evaluate_policies(
+        inputs(state=WorkloadState.RUNNING, now=500, run_policy=policy, status=suspended)
+    )
+    assert resumed.verdict is None and resumed.status_fields["resumeTime"] == wire(500)
+    still_suspended = evaluate_policies(
+        inputs(state=WorkloadState.SUSPENDED, now=500, run_policy=policy, status=suspended, suspend=True)
+    )
+    assert not still_suspended.stop_workloads, still_suspended.verdict
+
+
+def _with_kueue(served: bool | None, status: dict[str, Any] | None = None) -> PolicyInputs:
+    return replace(
+        inputs(state=WorkloadState.SUSPENDED, scheduling={"queueName": "team-a"}, status=status),
+        kueue_served=served,
+    )
+
+
+def test_a_queue_label_without_kueue_says_what_to_install_once_and_clears_when_it_appears() -> None:
+    missing = evaluate_policies(_with_kueue(False))
+    (controller,) = [c for c in missing.conditions if c.type == "QueueControllerAvailable"]
+    assert (controller.status, controller.reason) == (False, "KueueNotInstalled")
+    assert "install Kueue" in controller.message and "team-a" in controller.message
+    assert [e.reason for e in missing.events].count("KueueNotInstalled") == 1
+    # Still waiting for admission, which Kueue gives once installed.
+    assert missing.verdict is not None and missing.verdict.reason == "WaitingForQueueAdmission"
+    reported = {
+        "conditions": [
+            {
+                "type": "QueueControllerAvailable",
+                "status": "False",
+                "reason": "KueueNotInstalled",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }
+        ]
+    }
+    again = evaluate_policies(_with_kueue(False, reported))
+    assert "KueueNotInstalled" not in [e.reason for e in again.events], "one warning per episode"
+    installed = evaluate_policies(_with_kueue(True, reported))
+    (controller,) = [c for c in installed.conditions if c.type == "QueueControllerAvailable"]
+    assert (controller.status, controller.reason) == (True, "KueueServed")
+    never_missing = evaluate_policies(_with_kueue(True))
+    assert not [c for c in never_missing.conditions if c.type == "QueueControllerAvailable"]

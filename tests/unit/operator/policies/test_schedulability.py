@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from specforge_operator.policies.schedulability import Schedulability, pod_schedulability
+from specforge_operator.policies.schedulability import (
+    Schedulability,
+    pod_schedulability,
+    waits_for_claims,
+    with_unbound_claims,
+)
 from unit.operator.policies.builders import pod
 
 GPU_MESSAGE = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
@@ -50,3 +55,37 @@ CASES = {
 @pytest.mark.parametrize(("pods", "expected"), CASES.values(), ids=CASES.keys())
 def test_pod_schedulability(pods: list[dict], expected: Schedulability | None) -> None:
     assert pod_schedulability(pods) == expected
+
+
+def _claim(name: str, phase: str, storage_class: str | None = None) -> dict:
+    spec = {"storageClassName": storage_class} if storage_class else {}
+    return {"metadata": {"name": name}, "spec": spec, "status": {"phase": phase}}
+
+
+UNBOUND = Schedulability(
+    False,
+    "Unschedulable",
+    "1 of 1 pods cannot be scheduled; pod demo-redis-x: 0/4 nodes are available: "
+    "pod has unbound immediate PersistentVolumeClaims. preemption: 0/4 nodes are available.",
+)
+
+
+def test_pending_claims_are_named_with_the_storage_class_they_wait_for() -> None:
+    assert waits_for_claims(UNBOUND)
+    claims = [
+        _claim("demo-redis-data", "Pending", "fast-ssd"),
+        _claim("demo-features", "Pending"),
+        _claim("demo-checkpoints", "Bound"),
+    ]
+    verdict = with_unbound_claims(UNBOUND, claims)
+    assert verdict.reason == "UnboundPersistentVolumeClaims" and not verdict.schedulable
+    assert verdict.message == UNBOUND.message + (
+        "; claims not bound: demo-features (no StorageClass (the cluster default)), "
+        "demo-redis-data (StorageClass fast-ssd)"
+    )
+
+
+def test_other_scheduling_failures_and_bound_claims_leave_the_verdict_alone() -> None:
+    gpus = Schedulability(False, "Unschedulable", "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")
+    assert not waits_for_claims(gpus)
+    assert with_unbound_claims(UNBOUND, [_claim("demo-features", "Bound")]) == UNBOUND

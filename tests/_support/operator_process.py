@@ -1,7 +1,10 @@
-"""Launch the operator as a child process and wait until it is live (e2e tests, benchmarks, local runs).
+"""Launch the operator as a child process and wait until it is live (e2e tests and benchmarks).
 
 The child is exactly what a Deployment would run (``python -m specforge_operator``), with kopf's liveness
-endpoint on a free loopback port so readiness is observed, not guessed.
+endpoint on a free loopback port so readiness is observed, not guessed. Neither kopf's liveness endpoint
+nor the metrics server reports a port it chose itself, so the ports are picked here (bind port 0, read
+it, release it); when another process takes one in between, the operator exits on the bind and
+:meth:`OperatorProcess.wait_live` starts it again on fresh ports.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+
+# How a child that lost its port to another process says so (aiohttp's and the standard library's words).
+_PORT_TAKEN = ("address already in use", "error while attempting to bind")
+_PORT_RETRIES = 3
 
 
 def _free_port() -> int:
@@ -36,34 +43,49 @@ class OperatorProcess:
         extra_env: Mapping[str, str] | None = None,
     ) -> None:
         self.log_path = log_path
-        self.liveness_port = _free_port()
-        self.metrics_port = _free_port()
-        env = {
+        self._env = {
             **os.environ,
             "KUBECONFIG": kubeconfig,
             "SPECFORGE_RESYNC_SECONDS": str(resync_seconds),
             "SPECFORGE_WORKERS": str(workers),
-            "SPECFORGE_METRICS_PORT": str(self.metrics_port),
             **(extra_env or {}),
         }
+        self._scope_args = list(scope_args)
         self._log = log_path.open("a")
+        self._spawn()
+
+    def _spawn(self) -> None:
+        self.liveness_port = _free_port()
+        self.metrics_port = _free_port()
+        self._log_start = self.log_path.stat().st_size
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "specforge_operator",
-                *scope_args,
+                *self._scope_args,
                 f"--liveness=http://127.0.0.1:{self.liveness_port}/healthz",
             ],
-            env=env,
+            env={**self._env, "SPECFORGE_METRICS_PORT": str(self.metrics_port)},
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
 
+    def _lost_its_port(self) -> bool:
+        with self.log_path.open() as log:
+            log.seek(self._log_start)
+            text = log.read().lower()
+        return any(words in text for words in _PORT_TAKEN)
+
     def wait_live(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
+        retries = _PORT_RETRIES
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if retries and self._lost_its_port():
+                    retries -= 1
+                    self._spawn()
+                    continue
                 raise RuntimeError(f"operator exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 url = f"http://127.0.0.1:{self.liveness_port}/healthz"
