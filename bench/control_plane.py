@@ -181,7 +181,7 @@ def lifecycle_rate(store: MetadataStore, n: int, batch: int, gc_interval: int) -
         t0 = time.perf_counter()
         # As a trainer runs: each ack leases the next batch, committed meanwhile, in the same store call.
         ctl.commit_samples("p", batches[0])
-        leased = ctl.lease_train_refs("rank0", batch)
+        leased = ctl.lease_named_refs("rank0", [r.sample_id for r in batches[0]])
         for step, following in enumerate([*batches[1:], None], start=1):
             if following is not None:
                 ctl.commit_samples("p", following)
@@ -190,11 +190,11 @@ def lifecycle_rate(store: MetadataStore, n: int, batch: int, gc_interval: int) -
                 [r.sample_id for r in leased],
                 global_step=step,
                 optimizer_durable=True,
-                lease_next=None if following is None else batch,
+                lease_next=None if following is None else [r.sample_id for r in following],
             )
             collector.step_done(step)
             if following is not None:
-                leased = ctl.lease_train_refs("rank0", batch)
+                leased = ctl.lease_named_refs("rank0", [r.sample_id for r in following])
                 assert len(leased) == len(following)
         elapsed = time.perf_counter() - t0
     store.close()

@@ -62,8 +62,12 @@ class LocalRedisServer:
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def _argv(self) -> list[str]:
+        # redis-server reads a config file only as its first argument; our options after it override it.
+        config = self.config_args or []
+        config_file = config[:1] if config and not config[0].startswith("-") else []
         argv = [
             self.executable,
+            *config_file,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
@@ -71,7 +75,7 @@ class LocalRedisServer:
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
         if self.config_args is not None:
-            return argv + self.config_args
+            return argv + self.config_args[len(config_file) :]
         argv += [
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",

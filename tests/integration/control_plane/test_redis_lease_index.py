@@ -39,7 +39,7 @@ def test_the_index_is_a_hash_table_from_the_first_claim_and_stays_one(store):
         [r.sample_id for r in first],
         global_step=1,
         optimizer_durable=True,
-        claim=2,
+        claim=["s00002", "s00003"],
         lease_timeout_s=30,
     )
     store.record_train_ack(["s00002", "s00003"], global_step=2, optimizer_durable=True)
@@ -49,11 +49,14 @@ def test_the_index_is_a_hash_table_from_the_first_claim_and_stays_one(store):
 
 def test_the_layout_entry_is_never_a_sample(store):
     store.commit_samples([make_ref(i) for i in range(3)])
-    store.claim_leases("rank0", 2, lease_timeout_s=30)
+    store.claim_named("rank0", ["s00000", "s00001"], lease_timeout_s=30)
     with pytest.raises(UnknownSampleError):
         store.record_train_ack([""], global_step=1, optimizer_durable=True)
     assert store.claim_named("rank0", [""], lease_timeout_s=30) == []
-    store.release_leases("rank0", [""])
+    with pytest.raises(UnknownSampleError):  # a failed ack gives its claims back: never the layout entry
+        store.ack_and_claim(
+            "rank0", ["never"], global_step=1, optimizer_durable=True, claim=[""], lease_timeout_s=30
+        )
     assert (store.leased_count(), store.acked_count(), store.pending_count()) == (2, 0, 1)
     assert store.clear_leases("rank0") == 2  # the layout entry is nobody's lease
     assert (store.leased_count(), store.pending_count()) == (0, 3)
@@ -61,8 +64,9 @@ def test_the_layout_entry_is_never_a_sample(store):
 
 def test_a_dead_holders_refs_come_back_without_the_layout_entry(store):
     store.commit_samples([make_ref(i) for i in range(4)])
-    store.claim_leases("dead", 3, lease_timeout_s=0.05)
+    every = ["s00000", "s00001", "s00002", "s00003"]
+    assert len(store.claim_named("dead", every[:3], lease_timeout_s=0.05)) == 3
     time.sleep(0.1)
-    got = store.claim_leases("live", 10, lease_timeout_s=30)
-    assert [r.sample_id for r in got] == ["s00000", "s00001", "s00002", "s00003"]
+    got = store.claim_named("live", every, lease_timeout_s=30)
+    assert [r.sample_id for r in got] == every
     assert store.leased_count() == 4 and store.pending_count() == 0

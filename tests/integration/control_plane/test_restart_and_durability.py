@@ -22,10 +22,10 @@ def run_half(ctl: DataFlowController) -> list[str]:
     ctl.commit_samples("p", [make_ref(i) for i in range(10)])
     acked = []
     for step in (1, 2):
-        refs = ctl.lease_train_refs("rank0", 3)
+        refs = ctl.lease_named_refs("rank0", [f"s{i:05d}" for i in range(3 * step - 3, 3 * step)])
         ctl.ack_train_refs("rank0", ids(refs), global_step=step, optimizer_durable=True)
         acked += ids(refs)
-    ctl.lease_train_refs("rank0", 2)  # in flight at the crash
+    assert len(ctl.lease_named_refs("rank0", ["s00006", "s00007"])) == 2  # in flight at the crash
     return acked
 
 
@@ -35,7 +35,7 @@ def assert_resumes(ctl: DataFlowController, acked: list[str]) -> None:
     assert ctl.store.durable_marker() == DurableMarker(2, True, 6)
     report = ctl.reconcile_on_restart(trainer_id="rank0")
     assert (report.requeued, report.pending) == (2, 4)
-    rest = ctl.lease_train_refs("rank0", 10)
+    rest = ctl.lease_named_refs("rank0", [f"s{i:05d}" for i in range(10)])
     assert ids(rest) == [f"s{i:05d}" for i in range(6, 10)]  # nothing acked comes back, nothing is lost
 
 
@@ -88,7 +88,7 @@ def test_strict_durability_refuses_a_server_that_could_lose_acks(redis_server_fa
     server = redis_server_factory(**server_kwargs)
     with pytest.raises(StoreConfigError, match=reason):
         RedisMetadataStore(server.url)
-    RedisMetadataStore(server.url, durability="relaxed").commit_sample(make_ref(0))  # opted out knowingly
+    RedisMetadataStore(server.url, durability="relaxed").commit_samples([make_ref(0)])  # opted out knowingly
 
 
 def test_pipelined_calls_reload_scripts_a_restarted_server_forgot(redis_server):
@@ -96,7 +96,7 @@ def test_pipelined_calls_reload_scripts_a_restarted_server_forgot(redis_server):
 
     store = RedisMetadataStore(redis_server.url, run_id="run-a")
     store.commit_samples([make_ref(i) for i in range(2500)])  # three script calls: a pipeline
-    first = store.claim_leases("rank0", 1200, lease_timeout_s=30)
+    first = store.claim_named("rank0", [f"s{i:05d}" for i in range(1200)], lease_timeout_s=30)
     redis = store._client  # the server's script cache emptied, as after a restart
     redis.script_flush()
     leased = store.ack_and_claim(

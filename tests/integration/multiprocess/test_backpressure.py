@@ -48,7 +48,8 @@ def test_producer_pauses_at_its_bound_and_resumes_on_acks(tmp_path: Path, redis_
         assert len(list(features.glob("*.safetensors"))) == BOUND  # the store stopped growing too
         assert producer.poll() is None
 
-        refs = controller.lease_train_refs("trainer-0", 2, timeout_s=5)
+        refs = controller.lease_named_refs("trainer-0", store.all_committed_ids()[:2], timeout_s=5)
+        assert len(refs) == 2
         controller.ack_train_refs(
             "trainer-0", [r.sample_id for r in refs], global_step=1, optimizer_durable=True
         )

@@ -15,7 +15,6 @@ from specforge_trainer.control_plane import (
     SQLiteMetadataStore,
 )
 from specforge_trainer.control_plane import controller as controller_module
-from specforge_trainer.control_plane import queue as queue_module
 from specforge_trainer.control_plane.stores import memory as memory_module
 from specforge_trainer.control_plane.stores import sqlite as sqlite_module
 from specforge_trainer.local_redis import LocalRedisServer
@@ -89,7 +88,7 @@ class RealClock:
 
 
 #: The modules that read the time to expire leases and pace heartbeats.
-CLOCKED_MODULES = (controller_module, queue_module, memory_module, sqlite_module)
+CLOCKED_MODULES = (controller_module, memory_module, sqlite_module)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from specforge_trainer.control_plane import (
     DeploymentMode,
     InMemoryMetadataStore,
     NoOpMetadataStore,
+    ReconcileReport,
     SQLiteMetadataStore,
     TensorInRefError,
     UnknownSampleError,
@@ -20,6 +21,10 @@ def ids(refs):
     return [r.sample_id for r in refs]
 
 
+def sids(*indices):
+    return [f"s{i:05d}" for i in indices]
+
+
 @pytest.mark.parametrize("store_factory", STORE_KINDS, indirect=True)
 def test_commit_lease_ack_cycle_is_the_same_in_every_store(store_factory):
     store = store_factory()
@@ -28,7 +33,7 @@ def test_commit_lease_ack_cycle_is_the_same_in_every_store(store_factory):
     assert ids(fresh) == [f"s{i:05d}" for i in range(6)]
     duplicate = ctl.commit_samples("producer-1", [make_ref(2)])
     assert ids(duplicate) == ([] if store.shares_leases else ["s00002"])  # NoOp: no dedup
-    leased = ctl.lease_train_refs("rank0", 4, timeout_s=1)
+    leased = ctl.lease_named_refs("rank0", sids(0, 1, 2, 3), timeout_s=1)
     assert ids(leased) == ["s00000", "s00001", "s00002", "s00003"]
     ctl.ack_train_refs("rank0", ids(leased), global_step=1, optimizer_durable=True)
     ctl.ack_train_refs("rank0", ids(leased), global_step=1, optimizer_durable=True)  # idempotent
@@ -39,7 +44,7 @@ def test_commit_lease_ack_cycle_is_the_same_in_every_store(store_factory):
     else:
         assert (status.committed, status.acked, status.backlog, status.durable_global_step) == (6, 4, 2, 1)
         assert status.queue_depth == 2 and status.in_flight == 0
-    assert ids(ctl.lease_train_refs("rank0", 4, timeout_s=1))[:2] == ["s00004", "s00005"]
+    assert ids(ctl.lease_named_refs("rank0", sids(4, 5), timeout_s=1)) == ["s00004", "s00005"]
 
 
 def test_offline_refs_take_the_commit_path():
@@ -72,7 +77,7 @@ class FailingAckStore(InMemoryMetadataStore):
 def test_ack_is_durable_before_the_queue_releases():
     ctl = DataFlowController("run-a", metadata_store=FailingAckStore())
     ctl.commit_samples("p", [make_ref(0)])
-    ctl.lease_train_refs("t", 1)
+    ctl.lease_named_refs("t", ["s00000"])
     with pytest.raises(ConnectionError):
         ctl.ack_train_refs("t", ["s00000"], global_step=1, optimizer_durable=True)
     assert ctl.queue.in_flight() == 1  # not released: the ack can be retried
@@ -84,26 +89,15 @@ def test_ack_of_unknown_ids_is_refused_by_durable_stores():
         ctl.ack_train_refs("t", ["ghost"], global_step=1, optimizer_durable=True)
 
 
-def test_fail_refs_gives_retryable_refs_back():
-    for store in (NoOpMetadataStore(), InMemoryMetadataStore()):
-        ctl = DataFlowController("run-a", metadata_store=store)
-        ctl.commit_samples("p", [make_ref(i) for i in range(3)])
-        ctl.lease_train_refs("t", 3)
-        ctl.fail_refs("t", ["s00001"], retryable=True)
-        ctl.fail_refs("t", ["s00002"], retryable=False)
-        assert ids(ctl.lease_train_refs("t", 5)) == ["s00001"]
-        assert ctl.status().failed == 1
-
-
 def test_reconcile_on_restart_requeues_unacked_and_rolls_back_acks_past_the_checkpoint(tmp_path):
     db = tmp_path / "meta.db"
     first = DataFlowController("run-a", metadata_store=SQLiteMetadataStore(db, run_id="run-a"))
     first.commit_samples("p", [make_ref(i) for i in range(6)])
-    step1 = first.lease_train_refs("rank0", 2)
+    step1 = first.lease_named_refs("rank0", sids(0, 1))
     first.ack_train_refs("rank0", ids(step1), global_step=1, optimizer_durable=True)
-    step2 = first.lease_train_refs("rank0", 2)
+    step2 = first.lease_named_refs("rank0", sids(2, 3))
     first.ack_train_refs("rank0", ids(step2), global_step=2, optimizer_durable=True)
-    first.lease_train_refs("rank0", 1)  # in flight when the process dies
+    assert ids(first.lease_named_refs("rank0", sids(4))) == ["s00004"]  # in flight when the process dies
     first.close()
 
     released = []
@@ -116,7 +110,20 @@ def test_reconcile_on_restart_requeues_unacked_and_rolls_back_acks_past_the_chec
     report = second.reconcile_on_restart(Features(), trainer_id="rank0", resume_global_step=1)
     assert (report.requeued, report.unacked, report.released, report.pending) == (1, 2, 2, 4)
     assert released == ["s00000", "s00001"]  # only acks the checkpoint covers
-    assert ids(second.lease_train_refs("rank0", 10)) == ["s00002", "s00003", "s00004", "s00005"]
+    # the checkpoint's acks never come back; the rolled-back ones and the one in flight do
+    assert ids(second.lease_named_refs("rank0", sids(*range(6)))) == ["s00002", "s00003", "s00004", "s00005"]
+
+
+def test_reconcile_touches_only_what_it_is_told_about():
+    """No checkpoint to resume from: no ack is rolled back. No trainer id: nobody's leases are cleared."""
+    store = InMemoryMetadataStore()
+    ctl = DataFlowController("run-a", metadata_store=store)
+    ctl.commit_samples("p", [make_ref(i) for i in range(4)])
+    ctl.lease_named_refs("rank0", sids(0, 1))
+    ctl.ack_train_refs("rank0", sids(0), global_step=1, optimizer_durable=True)
+    assert ctl.reconcile_on_restart() == ReconcileReport(requeued=0, unacked=0, released=0, pending=2)
+    assert store.leased_count() == 1 and store.acked_steps() == {"s00000": 1}
+    assert ctl.reconcile_on_restart(trainer_id="rank0") == ReconcileReport(1, 0, 0, 3)
 
 
 def test_reconcile_with_a_noop_store_has_nothing_to_do():
@@ -135,6 +142,7 @@ def test_resolve_control_plane_makes_the_mode_load_bearing(tmp_path):
         assert isinstance(ctl.store, InMemoryMetadataStore) and durable is True
         ctl, durable = resolve_control_plane(mode, "r", metadata_db_path=tmp_path / f"{mode}.db")
         assert isinstance(ctl.store, SQLiteMetadataStore) and durable is True
+        assert ctl.store.run_id == "r"  # one database file may hold several runs
     with pytest.raises(ValueError, match=r"'local'.*local_colocated.*dataflow_colocated.*disaggregated"):
         resolve_control_plane("local", "r")
 
@@ -153,7 +161,11 @@ def test_resolve_control_plane_picks_redis_for_a_url(redis_server):
 
 def test_controller_state_dict_guards_the_run_id():
     ctl = DataFlowController("run-a")
+    assert ctl.state_dict() == {"run_id": "run-a", "durable_global_step": None}
+    ctl.commit_samples("p", [make_ref(0)])
+    ctl.ack_train_refs("t", ["s00000"], global_step=3, optimizer_durable=True)
     state = ctl.state_dict()
+    assert state == {"run_id": "run-a", "durable_global_step": 3}  # what the checkpoint records
     DataFlowController("run-a").load_state_dict(state)
     with pytest.raises(ValueError, match="run-a"):
         DataFlowController("run-b").load_state_dict(state)
@@ -180,23 +192,20 @@ def test_a_trainer_follows_its_schedule_while_producers_commit_out_of_order(stor
 
 
 @pytest.mark.parametrize("store_factory", STORE_KINDS, indirect=True)
-@pytest.mark.parametrize("lease_next", [2, ["s00002", "s00003"]], ids=["count", "named"])
-def test_an_ack_can_lease_the_next_step_in_the_same_store_call(store_factory, lease_next):
+def test_an_ack_can_lease_the_next_step_in_the_same_store_call(store_factory):
     store = store_factory()
     ctl = DataFlowController("run-a", metadata_store=store)
     ctl.commit_samples("producer", [make_ref(i) for i in range(4)])
-    first = ctl.lease_train_refs("rank0", 2)
+    lease_next = ["s00002", "s00003"]
+    first = ctl.lease_named_refs("rank0", sids(0, 1))
     ctl.ack_train_refs("rank0", ids(first), global_step=1, optimizer_durable=True, lease_next=lease_next)
     if store.shares_leases:
         # the next step's refs are the trainer's already: leased in the store, waiting in the local queue
         assert (store.acked_count(), store.leased_count(), store.pending_count()) == (2, 2, 0)
         assert ctl.queue.depth() == 2
-    nxt = (
-        ctl.lease_train_refs("rank0", 2)
-        if isinstance(lease_next, int)
-        else ctl.lease_named_refs("rank0", lease_next)
-    )
+    nxt = ctl.lease_named_refs("rank0", lease_next)
     assert ids(nxt) == ["s00002", "s00003"]
+    # asking again for refs the same call acks leases nothing: acked refs are never leased again
     ctl.ack_train_refs("rank0", ids(nxt), global_step=2, optimizer_durable=True, lease_next=lease_next)
     assert ctl.status().backlog == 0 and ctl.queue.depth() == 0
 
@@ -206,11 +215,12 @@ def test_a_step_longer_than_the_lease_timeout_keeps_its_refs_while_kept_alive(st
     import threading
 
     store = store_factory()  # two trainers, one shared store
-    lease = 2.0 if lease_clock.real else 0.4  # real time (Redis): beats every 0.5 s hold on a loaded machine
+    # Real time (Redis): beats every second against a 4 s lease hold through a 3 s stall of a loaded machine.
+    lease = 4.0 if lease_clock.real else 0.4
     slow = DataFlowController("run-a", metadata_store=store, lease_timeout_s=lease)
     other = DataFlowController("run-a", metadata_store=store, lease_timeout_s=lease)
     slow.commit_samples("producer", [make_ref(i) for i in range(3)])
-    held = ids(slow.lease_train_refs("slow", 2))
+    held = ids(slow.lease_named_refs("slow", sids(0, 1)))
     beats: list[float] = []  # the clock's reading at each heartbeat of "slow"
     beaten = threading.Condition()
     claim_named = store.claim_named
@@ -232,11 +242,11 @@ def test_a_step_longer_than_the_lease_timeout_keeps_its_refs_while_kept_alive(st
             assert beaten.wait_for(lambda: bool(beats) and beats[-1] >= since, timeout=60)
 
     with slow.leases_kept_alive("slow"):
-        for _ in range(6):  # three lease timeouts without a call from the step itself
+        for _ in range(3 if lease_clock.real else 6):  # 1.5 (3) lease timeouts without a call from the step
             lease_clock.advance(lease / 2)
             if slow.store.shares_leases:
                 wait_for_a_beat()
-        stolen = ids(other.lease_train_refs("other", 10))
+        stolen = ids(other.lease_named_refs("other", sids(0, 1, 2)))
     if not slow.store.shares_leases:
         assert stolen == [] and beats == []  # NoOp: nothing shared, nothing to keep alive
         return
@@ -246,9 +256,9 @@ def test_a_step_longer_than_the_lease_timeout_keeps_its_refs_while_kept_alive(st
         lease_clock.advance(lease + 0.5)
     else:
         lease_clock.advance(lease)
-        assert ids(other.lease_train_refs("other", 10)) == []
+        assert ids(other.lease_named_refs("other", held)) == []
         lease_clock.advance(0.001)
-    assert ids(other.lease_train_refs("other", 10)) == held
+    assert ids(other.lease_named_refs("other", held)) == held
 
 
 @pytest.mark.parametrize("store_factory", STORE_KINDS, indirect=True)
@@ -258,11 +268,39 @@ def test_a_lease_claims_from_the_store_only_what_the_local_queue_lacks(store_fac
     store = store_factory()
     ctl = DataFlowController("run-a", metadata_store=store)
     ctl.commit_samples("producer", [make_ref(i) for i in range(6)])
-    first = ctl.lease_train_refs("rank0", 2)
-    ctl.ack_train_refs("rank0", ids(first), global_step=1, optimizer_durable=True, lease_next=2)
-    assert ids(ctl.lease_train_refs("rank0", 2)) == ["s00002", "s00003"]
+    first = ctl.lease_named_refs("rank0", sids(0, 1))
+    ctl.ack_train_refs("rank0", ids(first), global_step=1, optimizer_durable=True, lease_next=sids(2, 3))
+    assert ids(ctl.lease_named_refs("rank0", sids(2, 3))) == ["s00002", "s00003"]
     if store.shares_leases:
         assert (store.leased_count(), store.pending_count()) == (2, 2)
-    assert ids(ctl.lease_train_refs("rank0", 1)) == ["s00004"]
+    assert ids(ctl.lease_named_refs("rank0", sids(4))) == ["s00004"]
     if store.shares_leases:
         assert (store.leased_count(), store.pending_count()) == (3, 1)
+
+
+def test_leasing_refs_already_held_renews_the_heartbeat_every_quarter_lease_and_no_more(lease_clock):
+    """Refs claimed ahead wait in the local queue: leasing them needs no store call, except the heartbeat,
+    due a quarter of the lease timeout after the store last heard from the trainer (not sooner: each
+    call is a round trip to a server store; not later: the leases must never lapse)."""
+    store = InMemoryMetadataStore()
+    ctl = DataFlowController("run-a", metadata_store=store, lease_timeout_s=4.0)  # quarter: 1 s, exact
+    ctl.commit_samples("p", [make_ref(i) for i in range(4)])
+    ctl.lease_named_refs("rank0", sids(0, 1))
+    ctl.ack_train_refs("rank0", sids(0, 1), global_step=1, optimizer_durable=True, lease_next=sids(2, 3))
+    claims: list[list[str]] = []
+    claim_named = store.claim_named
+
+    def spy(trainer_id, sample_ids, lease_timeout_s):
+        claims.append(list(sample_ids))
+        return claim_named(trainer_id, sample_ids, lease_timeout_s)
+
+    store.claim_named = spy  # type: ignore[method-assign]
+    assert ids(ctl.lease_named_refs("rank0", sids(2, 3))) == sids(2, 3)
+    lease_clock.advance(0.875)  # less than a quarter since the ack's claim
+    assert ids(ctl.lease_named_refs("rank0", sids(2, 3))) == sids(2, 3)
+    assert claims == []
+    lease_clock.advance(0.125)  # exactly a quarter
+    assert ids(ctl.lease_named_refs("rank0", sids(2, 3))) == sids(2, 3)
+    assert claims == [[]]  # a claim of nothing: the heartbeat alone
+    assert ids(ctl.lease_named_refs("rank0", sids(2, 3))) == sids(2, 3)
+    assert claims == [[]]

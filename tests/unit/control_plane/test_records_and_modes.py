@@ -158,3 +158,39 @@ print(make_awkward_ref().to_store_json())
     ).stdout.strip()
     assert json.loads(stdlib_row) == json.loads(ref.to_store_json())
     assert SampleRef.from_store_json(stdlib_row) == ref
+
+
+def test_feature_specs_come_as_specs_mappings_or_triples_and_anything_else_is_named():
+    spec = FeatureSpec("hidden_states", (128, 192), "bfloat16")
+    forms = [
+        spec,
+        {"name": "hidden_states", "shape": [128, 192], "dtype": "bfloat16"},
+        ["hidden_states", [128, 192], "bfloat16"],  # the JSON form (to_dict)
+        ("hidden_states", (128, 192), "bfloat16"),
+    ]
+    for form in forms:
+        assert dataclasses.replace(make_ref(0), feature_specs=[form]).feature_specs == (spec,), form
+    with pytest.raises(TypeError, match=r"a mapping or a \(name, shape, dtype\) triple, got \['h', \[1\]\]"):
+        dataclasses.replace(make_ref(0), feature_specs=[["h", [1]]])
+    with pytest.raises(TypeError, match=r"sequence of FeatureSpec"):
+        dataclasses.replace(make_ref(0), feature_specs="h")
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "dtype", "problem"),
+    [
+        (None, (1,), "bf16", r"FeatureSpec.name must be a non-empty string, got None"),
+        ("", (1,), "bf16", r"FeatureSpec.name must be a non-empty string, got ''"),
+        ("h", (1,), "", r"FeatureSpec.dtype must be a non-empty string, got ''"),
+        ("h", (1,), 7, r"FeatureSpec.dtype must be a non-empty string, got 7"),
+        ("h", (1.0,), "bf16", r"FeatureSpec.shape must be a sequence of non-negative ints, got \(1.0,\)"),
+        ("h", "12", "bf16", r"FeatureSpec.shape must be a sequence of non-negative ints, got '12'"),
+    ],
+)
+def test_a_bad_feature_spec_names_the_field(name, shape, dtype, problem):
+    with pytest.raises(TypeError, match=problem):
+        FeatureSpec(name, shape, dtype)
+
+
+def test_a_feature_spec_shape_given_as_a_list_is_kept_as_a_tuple():
+    assert FeatureSpec("h", [0, 3], "bf16") == FeatureSpec("h", (0, 3), "bf16")

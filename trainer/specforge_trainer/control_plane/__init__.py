@@ -5,9 +5,8 @@ Standard library (plus redis-py for :class:`RedisMetadataStore`, imported on fir
 
 from specforge_api.modes import DeploymentMode
 
-from .backpressure import Backpressure
 from .controller import ControlPlaneStatus, DataFlowController, FeatureStore, ReconcileReport
-from .queue import SampleRefQueue, shard_of
+from .queue import SampleRefQueue
 from .records import SCHEMA_VERSION, FeatureSpec, SampleRef, TensorInRefError, assert_no_tensors
 from .resolve import resolve_control_plane
 from .stores import (
@@ -25,7 +24,6 @@ from .stores import (
 
 __all__ = [
     "SCHEMA_VERSION",
-    "Backpressure",
     "ControlPlaneStatus",
     "DataFlowController",
     "DeploymentMode",
@@ -48,7 +46,6 @@ __all__ = [
     "UnknownSampleError",
     "assert_no_tensors",
     "resolve_control_plane",
-    "shard_of",
 ]
 
 

@@ -23,7 +23,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from .backpressure import Backpressure
 from .queue import SampleRefQueue
 from .records import SampleRef, assert_no_tensors
 from .stores.base import MetadataStore
@@ -46,7 +45,6 @@ class ControlPlaneStatus:
     queue_depth: int
     in_flight: int
     leased: int
-    failed: int
     durable_global_step: int | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,21 +64,15 @@ class DataFlowController:
         self,
         run_id: str,
         *,
-        sample_queue: SampleRefQueue | None = None,
         metadata_store: MetadataStore | None = None,
-        backpressure: Backpressure | None = None,
         lease_timeout_s: float = DEFAULT_LEASE_TIMEOUT_S,
         poll_interval_s: float = 0.02,
     ) -> None:
         if not isinstance(run_id, str) or not run_id:
             raise ValueError(f"run_id must be a non-empty string, got {run_id!r}")
-        if sample_queue is not None and backpressure is not None:
-            raise ValueError(
-                "pass backpressure to the SampleRefQueue you construct, not to the controller as well"
-            )
         self.run_id = run_id
         self.store: MetadataStore = metadata_store if metadata_store is not None else InMemoryMetadataStore()
-        self.queue = sample_queue if sample_queue is not None else SampleRefQueue(backpressure=backpressure)
+        self.queue = SampleRefQueue()
         self.lease_timeout_s = lease_timeout_s
         self.poll_interval_s = poll_interval_s
         self._last_beat: dict[str, float] = {}  # trainer id → when the store last renewed its leases
@@ -108,22 +100,6 @@ class DataFlowController:
             raise ValueError(f"ref {ref.sample_id!r} belongs to run {ref.run_id!r}, not to {self.run_id!r}")
 
     # -- trainers ----------------------------------------------------------------------------
-    def lease_train_refs(self, trainer_id: str, max_refs: int, timeout_s: float = 0.0) -> list[SampleRef]:
-        """Up to ``max_refs`` refs in commit order, waiting up to ``timeout_s`` for the first one."""
-        if not self.store.shares_leases:
-            return self.queue.get(max_refs, timeout_s)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            missing = max(0, max_refs - self.queue.depth())
-            if missing or self._beat_due(trainer_id):  # a claim of nothing still renews the heartbeat
-                self.queue.put_many(self.store.claim_leases(trainer_id, missing, self.lease_timeout_s))
-                self._beat(trainer_id)
-            refs = self.queue.get(max_refs) if self.queue.depth() else []
-            remaining = deadline - time.monotonic()
-            if refs or remaining <= 0:
-                return refs
-            time.sleep(min(self.poll_interval_s, remaining))
-
     def lease_named_refs(
         self, trainer_id: str, sample_ids: Sequence[str], timeout_s: float = 0.0
     ) -> list[SampleRef]:
@@ -137,7 +113,7 @@ class DataFlowController:
         deadline = time.monotonic() + timeout_s
         while True:
             missing = self.queue.missing(sample_ids)
-            if missing or self._beat_due(trainer_id):
+            if missing or self._beat_due(trainer_id):  # a claim of nothing still renews the heartbeat
                 self.queue.put_many(self.store.claim_named(trainer_id, missing, self.lease_timeout_s))
                 self._beat(trainer_id)
             refs = self.queue.get_named(sample_ids)
@@ -153,29 +129,24 @@ class DataFlowController:
         *,
         global_step: int,
         optimizer_durable: bool,
-        lease_next: int | Sequence[str] | None = None,
+        lease_next: Sequence[str] | None = None,
     ) -> None:
         """Durably record the ack, then release the refs from the queue. Idempotent.
 
-        ``lease_next`` — how many refs the next step takes, or its sample ids — claims them in the same
-        store call as the ack, so a step costs one round trip to a server store instead of two; they
-        wait in the local queue for the next lease call.
+        ``lease_next`` — the next step's sample ids — claims them in the same store call as the ack, so a
+        step costs one round trip to a server store instead of two; they wait in the local queue for the
+        next :meth:`lease_named_refs`.
         """
         ids = list(sample_ids)
         if lease_next is None or not self.store.shares_leases:
             self.store.record_train_ack(ids, global_step=global_step, optimizer_durable=optimizer_durable)
         else:
-            claim = (
-                max(0, lease_next - self.queue.depth())
-                if isinstance(lease_next, int)
-                else self.queue.missing(lease_next)
-            )
             leased = self.store.ack_and_claim(
                 trainer_id,
                 ids,
                 global_step=global_step,
                 optimizer_durable=optimizer_durable,
-                claim=claim,
+                claim=self.queue.missing(lease_next),
                 lease_timeout_s=self.lease_timeout_s,
             )
             self._beat(trainer_id)
@@ -226,15 +197,6 @@ class DataFlowController:
         """Drop consumed refs from the queue with no durable record (``local_colocated``'s loader)."""
         self.queue.ack(sample_ids)
 
-    def fail_refs(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
-        """Give leased refs back: retryable ones are leased again, the rest are set aside as failed."""
-        ids = list(sample_ids)
-        if self.store.shares_leases:
-            self.queue.ack(ids)  # forget the local copy; the store decides where the ref goes
-            self.store.release_leases(trainer_id, ids, retryable=retryable)
-        else:
-            self.queue.fail(ids, retryable=retryable)
-
     # -- recovery ----------------------------------------------------------------------------
     def reconcile_on_restart(
         self,
@@ -282,7 +244,6 @@ class DataFlowController:
             queue_depth=self.queue.depth() + self.store.pending_count(),
             in_flight=self.queue.in_flight(),
             leased=self.store.leased_count(),
-            failed=self.store.failed_count() + self.queue.failed_count,
             durable_global_step=marker.global_step if marker else None,
         )
 

@@ -4,9 +4,12 @@ A store holds, per run: committed refs (deduplicated on ``sample_id``, in commit
 them are acked and at which global step, the optimizer-durable marker, and — for stores shared by
 several processes — who holds which ref on lease. An ack and its marker are one atomic write.
 
+Refs are leased by name only: every trainer rank follows a deterministic schedule of sample ids, so
+"the next n pending refs" is a question the product never asks.
+
 Leases are tied to the liveness of their holder, not to each ref: every claim or ack from a trainer
 renews its heartbeat, and when a holder's heartbeat is older than its lease timeout, every ref it
-holds goes back to the pending set in commit order. A slow-but-alive trainer therefore keeps its
+holds goes back to the pending set. A slow-but-alive trainer therefore keeps its
 refs however long a step takes, while a killed one loses them one lease timeout after its last call.
 """
 
@@ -52,7 +55,12 @@ class DurableMarker:
 
 
 class MetadataStore(abc.ABC):
-    """Recovery-critical control-plane state for one run (see the module docstring)."""
+    """Recovery-critical control-plane state for one run (see the module docstring).
+
+    Every method serves the trainer, a producer or a restart, except the ``*_count`` methods (but
+    ``pending_count``, which a restart reports): they are what :meth:`DataFlowController.status` shows a
+    person inspecting a run from Python, and what the store contract is checked through.
+    """
 
     #: Whether several processes can share this store's pending set and leases.
     shares_leases: bool = True
@@ -61,9 +69,6 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def commit_samples(self, refs: Sequence[SampleRef]) -> list[bool]:
         """Commit refs in order; per ref True if new, False if its sample_id was already committed."""
-
-    def commit_sample(self, ref: SampleRef) -> bool:
-        return self.commit_samples([ref])[0]
 
     @abc.abstractmethod
     def is_committed(self, sample_id: str) -> bool: ...
@@ -112,15 +117,12 @@ class MetadataStore(abc.ABC):
 
     # -- shared leasing --------------------------------------------------------------------------
     @abc.abstractmethod
-    def claim_leases(self, trainer_id: str, max_refs: int, lease_timeout_s: float) -> list[SampleRef]:
-        """Renew ``trainer_id``'s heartbeat, reclaim dead holders' refs, lease up to ``max_refs`` pending refs."""
-
-    @abc.abstractmethod
     def claim_named(
         self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float
     ) -> list[SampleRef]:
-        """Like :meth:`claim_leases`, for the named refs: those pending are leased; those ``trainer_id``
-        already holds are answered again; the rest (not committed yet, acked, or a live holder's) are not."""
+        """Renew ``trainer_id``'s heartbeat, return dead holders' refs to pending, then lease the named
+        refs: those pending are leased; those ``trainer_id`` already holds are answered again; the rest
+        (not committed yet, acked, or a live holder's) are not. A claim of no ids is the heartbeat alone."""
 
     def ack_and_claim(
         self,
@@ -129,23 +131,17 @@ class MetadataStore(abc.ABC):
         *,
         global_step: int,
         optimizer_durable: bool,
-        claim: int | Sequence[str],
+        claim: Sequence[str],
         lease_timeout_s: float,
     ) -> list[SampleRef]:
-        """:meth:`record_train_ack`, then :meth:`claim_leases` (``claim`` is how many) or
-        :meth:`claim_named` (``claim`` is the ids): the optimizer boundary and the next step's lease.
+        """:meth:`record_train_ack`, then :meth:`claim_named` of ``claim``: the optimizer boundary and
+        the next step's lease.
 
         A store behind a server overrides this to pay one round trip (and one fsync) for both. When
         the ack fails, nothing stays claimed.
         """
         self.record_train_ack(sample_ids, global_step=global_step, optimizer_durable=optimizer_durable)
-        if isinstance(claim, int):
-            return self.claim_leases(trainer_id, claim, lease_timeout_s)
         return self.claim_named(trainer_id, claim, lease_timeout_s)
-
-    @abc.abstractmethod
-    def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
-        """Give refs back: to pending if ``retryable``, else to the failed set (never leased again)."""
 
     @abc.abstractmethod
     def clear_leases(self, trainer_id: str) -> int:
@@ -156,9 +152,6 @@ class MetadataStore(abc.ABC):
 
     @abc.abstractmethod
     def leased_count(self) -> int: ...
-
-    @abc.abstractmethod
-    def failed_count(self) -> int: ...
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the store's data is untouched."""

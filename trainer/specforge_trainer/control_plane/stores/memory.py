@@ -6,7 +6,6 @@ Thread-safe; state lives as long as the object. Leases follow the holder-heartbe
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -19,10 +18,8 @@ class InMemoryMetadataStore(MetadataStore):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._refs: dict[str, SampleRef] = {}  # insertion order is commit order
-        self._seq: dict[str, int] = {}
-        self._pending: dict[str, None] = {}  # ordered set, kept sorted by seq
+        self._pending: set[str] = set()  # leased by name only, so in no particular order
         self._acked: dict[str, int] = {}
-        self._failed: set[str] = set()
         self._owner: dict[str, str] = {}
         self._heartbeat: dict[str, float] = {}  # holder -> expiry (monotonic)
         self._marker: DurableMarker | None = None
@@ -33,9 +30,8 @@ class InMemoryMetadataStore(MetadataStore):
             for ref in refs:
                 new = ref.sample_id not in self._refs
                 if new:
-                    self._seq[ref.sample_id] = len(self._refs)
                     self._refs[ref.sample_id] = ref
-                    self._pending[ref.sample_id] = None
+                    self._pending.add(ref.sample_id)
                 fresh.append(new)
         return fresh
 
@@ -65,7 +61,7 @@ class InMemoryMetadataStore(MetadataStore):
                 raise UnknownSampleError(f"cannot ack sample ids that were never committed: {unknown[:5]}")
             for sid in sample_ids:
                 self._acked.setdefault(sid, global_step)
-                self._pending.pop(sid, None)
+                self._pending.discard(sid)
                 self._owner.pop(sid, None)
             previous = self._marker.global_step if self._marker else global_step
             self._marker = DurableMarker(max(previous, global_step), optimizer_durable, len(self._acked))
@@ -93,12 +89,6 @@ class InMemoryMetadataStore(MetadataStore):
                 )
             return len(back)
 
-    def claim_leases(self, trainer_id: str, max_refs: int, lease_timeout_s: float) -> list[SampleRef]:
-        with self._lock:
-            self._heartbeat_and_reap(trainer_id, lease_timeout_s)
-            claimed = list(itertools.islice(self._pending, max_refs))
-            return self._lease(trainer_id, claimed)
-
     def claim_named(
         self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float
     ) -> list[SampleRef]:
@@ -118,19 +108,9 @@ class InMemoryMetadataStore(MetadataStore):
 
     def _lease(self, trainer_id: str, sample_ids: list[str]) -> list[SampleRef]:
         for sid in sample_ids:
-            del self._pending[sid]
+            self._pending.remove(sid)
             self._owner[sid] = trainer_id
         return [self._refs[s] for s in sample_ids]
-
-    def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
-        with self._lock:
-            mine = [s for s in sample_ids if self._owner.get(s) == trainer_id]
-            if retryable:
-                self._return_to_pending(mine)
-            else:
-                for sid in mine:
-                    del self._owner[sid]
-                    self._failed.add(sid)
 
     def clear_leases(self, trainer_id: str) -> int:
         with self._lock:
@@ -142,14 +122,10 @@ class InMemoryMetadataStore(MetadataStore):
     def _return_to_pending(self, sample_ids: Iterable[str]) -> None:
         for sid in sample_ids:
             self._owner.pop(sid, None)
-            self._pending[sid] = None
-        self._pending = dict.fromkeys(sorted(self._pending, key=self._seq.__getitem__))
+            self._pending.add(sid)
 
     def pending_count(self) -> int:
         return len(self._pending)
 
     def leased_count(self) -> int:
         return len(self._owner)
-
-    def failed_count(self) -> int:
-        return len(self._failed)

@@ -62,16 +62,10 @@ class NoOpMetadataStore(MetadataStore):
     def unack(self, sample_ids: Iterable[str]) -> int:
         return 0
 
-    def claim_leases(self, trainer_id: str, max_refs: int, lease_timeout_s: float) -> list[SampleRef]:
-        return []
-
     def claim_named(
         self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float
     ) -> list[SampleRef]:
         return []
-
-    def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
-        return None
 
     def clear_leases(self, trainer_id: str) -> int:
         return 0
@@ -80,7 +74,4 @@ class NoOpMetadataStore(MetadataStore):
         return 0
 
     def leased_count(self) -> int:
-        return 0
-
-    def failed_count(self) -> int:
         return 0

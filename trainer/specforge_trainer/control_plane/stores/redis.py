@@ -25,7 +25,6 @@ import enum
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -242,7 +241,7 @@ class RedisMetadataStore(MetadataStore):
         *,
         global_step: int,
         optimizer_durable: bool,
-        claim: int | Sequence[str],
+        claim: Sequence[str],
         lease_timeout_s: float,
     ) -> list[SampleRef]:
         claims = self._claim_calls(trainer_id, claim, lease_timeout_s)
@@ -277,7 +276,7 @@ class RedisMetadataStore(MetadataStore):
         )
         if any(isinstance(r, Exception) for r in results):
             if leased:
-                self.release_leases(holder, [ref.sample_id for ref in leased])
+                self._release(holder, [ref.sample_id for ref in leased])
             try:
                 _raise_first(results)
             except ResponseError as err:
@@ -317,44 +316,32 @@ class RedisMetadataStore(MetadataStore):
         return sum(int(n) for n in results)
 
     # -- shared leasing ------------------------------------------------------------------------
-    def claim_leases(self, trainer_id: str, max_refs: int, lease_timeout_s: float) -> list[SampleRef]:
-        return self._claim(trainer_id, max_refs, lease_timeout_s)
-
     def claim_named(
         self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float
     ) -> list[SampleRef]:
-        return self._claim(trainer_id, sample_ids, lease_timeout_s)
-
-    def _claim(self, trainer_id: str, claim: int | Sequence[str], lease_timeout_s: float) -> list[SampleRef]:
-        results = _raise_first(self._pipelined(self._claim_calls(trainer_id, claim, lease_timeout_s)))
+        calls = self._claim_calls(trainer_id, sample_ids, lease_timeout_s)
+        results = _raise_first(self._pipelined(calls))
         return _stored_refs(text for batch in results for text in batch)
 
-    def _claim_calls(
-        self, trainer_id: str, claim: int | Sequence[str], lease_timeout_s: float
-    ) -> list[_Call]:
-        """The scripts that claim ``claim`` refs (how many, or which ones) for ``trainer_id``. Never
-        none: a claim of nothing is still the holder's heartbeat."""
+    def _claim_calls(self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float) -> list[_Call]:
+        """The scripts that claim ``sample_ids`` for ``trainer_id``. Never none: a claim of nothing is
+        still the holder's heartbeat."""
         head = [trainer_id, int(lease_timeout_s * 1000)]
         keys = self._k("holders", "pending", "owner", "refs")
-        if isinstance(claim, int):
-            token = uuid.uuid4().hex  # a retried call answers the same refs instead of leasing more
-            return [("claim", [*keys, self._prefix + "claim:" + trainer_id], [*head, token, claim])]
-        ids = list(claim)
-        return [("claim_named", keys, [*head, *chunk]) for chunk in _chunks(ids)] or [
+        return [("claim_named", keys, [*head, *chunk]) for chunk in _chunks(list(sample_ids))] or [
             ("claim_named", keys, head)
         ]
 
-    def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
-        head = [trainer_id, "1" if retryable else "0"]
+    def _release(self, trainer_id: str, sample_ids: Sequence[str]) -> None:
+        """Return ``trainer_id``'s leases of ``sample_ids`` to pending (a failed ack's claims)."""
         self._run_batched(
             "release",
-            self._k("owner", "pending", "refs", "failed"),
-            ([*head, *chunk] for chunk in _chunks(list(sample_ids))),
+            self._k("owner", "pending", "refs"),
+            ([trainer_id, *chunk] for chunk in _chunks(list(sample_ids))),
         )
 
     def clear_leases(self, trainer_id: str) -> int:
-        keys = [*self._k("owner", "pending", "refs", "holders"), self._prefix + "claim:" + trainer_id]
-        return int(self._run("clear", keys, [trainer_id]))
+        return int(self._run("clear", self._k("owner", "pending", "refs", "holders"), [trainer_id]))
 
     def pending_count(self) -> int:
         return int(self._retrying(lambda: self._client.zcard(self._keys["pending"])))
@@ -363,12 +350,9 @@ class RedisMetadataStore(MetadataStore):
         entries = int(self._retrying(lambda: self._client.hlen(self._keys["owner"])))
         return max(0, entries - 1)  # less the layout entry, there since the first claim
 
-    def failed_count(self) -> int:
-        return int(self._retrying(lambda: self._client.scard(self._keys["failed"])))
 
-
-_KEY_NAMES = ("refs", "seq", "pending", "acked", "failed", "owner", "holders", "marker")
-_SCRIPTS = ("commit", "claim", "claim_named", "ack", "unack", "release", "clear", "committed_ids")
+_KEY_NAMES = ("refs", "seq", "pending", "acked", "owner", "holders", "marker")
+_SCRIPTS = ("commit", "claim_named", "ack", "unack", "release", "clear", "committed_ids")
 
 
 class AckDurability(enum.Enum):

@@ -4,11 +4,10 @@ Keys (all under the run's hash tag, so a Redis Cluster keeps a run on one slot):
 
 - ``refs`` hash id→"<commit seq>|<ref JSON>": every committed ref; the seq puts a requeued ref back
   in commit order. ``seq`` is the counter behind it.
-- ``pending`` zset id→seq · ``acked`` hash id→global step · ``failed`` set.
+- ``pending`` zset id→seq · ``acked`` hash id→global step.
 - ``owner`` hash id→holder: the refs in flight, plus a layout entry under the empty field (no sample
   id is empty) that keeps the hash out of Redis's linearly scanned listpack encoding.
 - ``holders`` zset holder→heartbeat expiry (ms, server clock) · ``marker`` hash.
-- ``claim:<holder>`` the holder's last claim (token and ids), so a retried claim is idempotent.
 
 Each script does a few bulk commands per batch, never one Redis call per ref on the hot path
 (commit, claim, ack): at a thousand refs per call the per-call cost is what the server spends.
@@ -91,31 +90,6 @@ local function own(ids)
   end
   redis.call('HSET', KEYS[3], unpack(owned))
 end
-"""
-)
-
-# + KEYS[5] claim_key ; ARGV[3..4]: token max. The first pending refs in commit order; a retried
-# claim (same token) answers the same refs instead of leasing more.
-CLAIM = (
-    """
-local last = redis.call('HMGET', KEYS[5], 'token', 'ids')
-if last[1] == ARGV[3] then
-  local ids = cjson.decode(last[2])
-  if #ids == 0 then return {} end
-  return redis.call('HMGET', KEYS[4], unpack(ids))
-end
-"""
-    + _REAP
-    + """
-local ids = {}
-if tonumber(ARGV[4]) > 0 then
-  local popped = redis.call('ZPOPMIN', KEYS[2], tonumber(ARGV[4]))
-  for j = 1, #popped / 2 do ids[j] = popped[2 * j - 1] end
-end
-redis.call('HSET', KEYS[5], 'token', ARGV[3], 'ids', cjson.encode(ids))
-if #ids == 0 then return {} end
-own(ids)
-return redis.call('HMGET', KEYS[4], unpack(ids))
 """
 )
 
@@ -230,26 +204,22 @@ return moved
 """
 )
 
-# KEYS: owner pending refs failed ; ARGV: holder retryable ids...
+# KEYS: owner pending refs ; ARGV: holder ids... Back to pending, those the holder holds.
 RELEASE = (
     _SEQ_OF
     + """
-for i = 3, #ARGV do
+for i = 2, #ARGV do
   local id = ARGV[i]
   if redis.call('HGET', KEYS[1], id) == ARGV[1] then
     redis.call('HDEL', KEYS[1], id)
-    if ARGV[2] == '1' then
-      redis.call('ZADD', KEYS[2], seq_of(KEYS[3], id), id)
-    else
-      redis.call('SADD', KEYS[4], id)
-    end
+    redis.call('ZADD', KEYS[2], seq_of(KEYS[3], id), id)
   end
 end
 return 0
 """
 )
 
-# KEYS: owner pending refs holders claim_key ; ARGV: holder
+# KEYS: owner pending refs holders ; ARGV: holder
 CLEAR = (
     _SEQ_OF
     + """
@@ -263,7 +233,6 @@ for i = 1, #owned, 2 do
     n = n + 1
   end
 end
-redis.call('DEL', KEYS[5])
 redis.call('ZREM', KEYS[4], ARGV[1])
 return n
 """

@@ -205,20 +205,6 @@ class SQLiteMetadataStore(MetadataStore):
         return moved
 
     # -- shared leasing ------------------------------------------------------------------------
-    def claim_leases(self, trainer_id: str, max_refs: int, lease_timeout_s: float) -> list[SampleRef]:
-        with self._write() as db:
-            self._heartbeat_and_reap(db, trainer_id, lease_timeout_s)
-            rows = db.execute(
-                "SELECT seq, ref_json FROM refs WHERE run_id = ? AND state = 'pending' ORDER BY seq LIMIT ?",
-                (self.run_id, max_refs),
-            ).fetchall()
-            for chunk in _chunks([r[0] for r in rows]):
-                db.execute(
-                    f"UPDATE refs SET state = 'leased', holder = ? WHERE seq IN ({','.join('?' * len(chunk))})",
-                    (trainer_id, *chunk),
-                )
-        return SampleRef.many_from_store_json(r[1] for r in rows)
-
     def claim_named(
         self, trainer_id: str, sample_ids: Sequence[str], lease_timeout_s: float
     ) -> list[SampleRef]:
@@ -254,16 +240,6 @@ class SQLiteMetadataStore(MetadataStore):
         )
         db.execute("DELETE FROM holders WHERE run_id = ? AND expires_at < ?", (self.run_id, now))
 
-    def release_leases(self, trainer_id: str, sample_ids: Sequence[str], *, retryable: bool = True) -> None:
-        state = "pending" if retryable else "failed"
-        with self._write() as db:
-            for chunk in _chunks(list(sample_ids)):
-                db.execute(
-                    f"UPDATE refs SET state = ?, holder = NULL WHERE run_id = ? AND state = 'leased' AND holder = ? "
-                    f"AND sample_id IN ({','.join('?' * len(chunk))})",
-                    (state, self.run_id, trainer_id, *chunk),
-                )
-
     def clear_leases(self, trainer_id: str) -> int:
         with self._write() as db:
             moved = db.execute(
@@ -278,9 +254,6 @@ class SQLiteMetadataStore(MetadataStore):
 
     def leased_count(self) -> int:
         return self._scalar("SELECT COUNT(*) FROM refs WHERE run_id = ? AND state = 'leased'")
-
-    def failed_count(self) -> int:
-        return self._scalar("SELECT COUNT(*) FROM refs WHERE run_id = ? AND state = 'failed'")
 
 
 def _chunks(items: list, size: int = _CHUNK) -> Iterator[list]:
