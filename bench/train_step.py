@@ -26,7 +26,7 @@ from specforge_trainer.distributed import ParallelContext
 from specforge_trainer.features.producer import feature_key
 from specforge_trainer.objective import eagle3_objective
 from specforge_trainer.runtime import build_offline_runtime
-from specforge_trainer.trainer import StepReport, warmup_constant
+from specforge_trainer.trainer import StepReport, build_lr_scheduler, build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,13 +76,14 @@ def bare_round(trainer, steps: int, features: Path) -> list[float]:
         samples = [load_file(str(features / f"{feature_key(i)}.safetensors")) for i in indices]
         batches.append(collate_features(samples, trainer.target_head, torch.device("cpu")))
     parameters = [p for p in draft.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_constant(settings.warmup_steps))
+    optimizer = build_optimizer(parameters, settings)
+    scheduler = build_lr_scheduler(optimizer, settings, min(steps, len(batches)))
     times = []
     for batch in batches:
         started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         eagle3_objective(draft, batch, settings.ttt_length).loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, settings.max_grad_norm)
         optimizer.step()
         scheduler.step()
         times.append(time.perf_counter() - started)

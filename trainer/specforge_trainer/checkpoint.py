@@ -1,10 +1,16 @@
 """Checkpoints: ``epoch_N_step_M/`` folders written atomically at the optimizer boundary.
 
 Each folder holds the draft as a Hugging Face-style EAGLE3 draft (``model.safetensors`` with the
-draft's parameter names plus ``config.json``), so it can be served as is, and ``training_state.pt``
+draft's parameter names plus ``config.json``), so SGLang can serve it as is (``specforge export``
+writes a smaller copy in the serving dtype), and ``training_state.pt``
 with everything else a resume needs (optimizer, scheduler, RNG, counters, control-plane state). A
 folder is first written under a hidden temporary name and renamed into place, so a crash mid-write
 leaves the previous checkpoint the newest complete one. Only the last ``keep`` folders are kept.
+
+Weights are the fp32 master weights, without the frozen ``embed_tokens`` (a copy of the target's,
+V x H: ~2 GB for a 128k vocabulary; SGLang and a resume both take it from the target). The config
+carries what a serving engine needs to match the target: ``max_position_embeddings``, the target's
+``torch_dtype``, rope settings and the attention shape (grouped KV heads, ``head_dim``).
 """
 
 from __future__ import annotations
@@ -19,29 +25,44 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from specforge_trainer.models.draft import Eagle3DraftModel
+from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
 
 _FOLDER = re.compile(r"^epoch_(\d+)_step_(\d+)$")
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.pt"
 
 
-def draft_hf_config(draft: Eagle3DraftModel) -> dict[str, Any]:
-    config = draft.config
+FROZEN_WEIGHTS = frozenset({"embed_tokens.weight"})
+
+
+def draft_hf_config(config: DraftConfig) -> dict[str, Any]:
     return {
         "architectures": ["LlamaForCausalLMEagle3"],
         "model_type": "llama",
         "hidden_size": config.hidden_size,
         "intermediate_size": config.intermediate_size,
         "num_attention_heads": config.num_attention_heads,
-        "num_key_value_heads": config.num_attention_heads,
+        "num_key_value_heads": config.kv_heads,
+        "head_dim": config.attention_head_dim,
         "num_hidden_layers": 1,
         "vocab_size": config.target_vocab_size,
         "draft_vocab_size": config.draft_vocab_size,
+        "max_position_embeddings": config.max_position_embeddings,
         "rms_norm_eps": config.rms_norm_eps,
         "rope_theta": config.rope_theta,
+        "rope_scaling": config.rope_scaling,
         "hidden_act": "silu",
-        "torch_dtype": "float32",
+        "tie_word_embeddings": False,
+        "torch_dtype": config.torch_dtype,
+    }
+
+
+def draft_weights(draft: Eagle3DraftModel) -> dict[str, torch.Tensor]:
+    """The draft's state dict as saved: trained weights and vocab maps, not the frozen embedding."""
+    return {
+        name: tensor.detach().contiguous().cpu()
+        for name, tensor in draft.state_dict().items()
+        if name not in FROZEN_WEIGHTS
     }
 
 
@@ -65,9 +86,8 @@ def save_checkpoint(
     staging = root / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    weights = {name: tensor.detach().contiguous().cpu() for name, tensor in draft.state_dict().items()}
-    save_file(weights, str(staging / WEIGHTS_FILE))
-    (staging / "config.json").write_text(json.dumps(draft_hf_config(draft), indent=2) + "\n")
+    save_file(draft_weights(draft), str(staging / WEIGHTS_FILE))
+    (staging / "config.json").write_text(json.dumps(draft_hf_config(draft.config), indent=2) + "\n")
     torch.save(training_state, staging / STATE_FILE)
     if final.exists():  # the same step again after a restart: replace it
         shutil.rmtree(final)
@@ -83,6 +103,11 @@ def latest_checkpoint(root: Path) -> Path | None:
 
 
 def load_checkpoint(folder: Path, draft: Eagle3DraftModel) -> dict[str, Any]:
-    """Load weights into ``draft`` and return the training state."""
-    draft.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    """Load weights into ``draft`` (its frozen embedding stays the target's) and return the training state."""
+    missing, unexpected = draft.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=False)
+    if unexpected or set(missing) - FROZEN_WEIGHTS:
+        raise ValueError(
+            f"checkpoint {folder} does not fit the draft: missing {sorted(set(missing) - FROZEN_WEIGHTS)}, "
+            f"unexpected {sorted(unexpected)}"
+        )
     return torch.load(folder / STATE_FILE, weights_only=False)

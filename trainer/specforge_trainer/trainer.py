@@ -21,6 +21,7 @@ from specforge_trainer.batching import collate_features
 from specforge_trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from specforge_trainer.control_plane import DataFlowController, SampleRef, assert_no_tensors
 from specforge_trainer.distributed import ParallelContext, all_reduce_sum, average_gradients
+from specforge_trainer.lr_schedule import ScheduleKind, lr_multiplier
 from specforge_trainer.models.draft import Eagle3DraftModel
 from specforge_trainer.objective import acceptance_length, eagle3_objective
 from specforge_trainer.ref_sources import RefSource, load_features, step_sample_ids
@@ -37,7 +38,12 @@ class TrainerSettings:
     keep_checkpoints: int
     checkpoint_dir: Path
     max_steps: int | None = None
-    warmup_steps: int = 10
+    # Upstream SpecForge's recipe (see spec.training): clipping, AdamW decay, warmup + cosine, bf16 on CUDA.
+    max_grad_norm: float = 0.5  # 0: no clipping
+    weight_decay: float = 0.0
+    lr_schedule: ScheduleKind = "cosine"
+    warmup_ratio: float = 0.015
+    mixed_precision: str = "bf16"  # bf16 or fp32; bf16 autocasts on CUDA only, CPU stays fp32
     lease_timeout_s: float = 600.0
     gc_interval: int = DEFAULT_INTERVAL  # steps between the loop's garbage collections (0: automatic)
 
@@ -100,8 +106,24 @@ class TrainerCounters:
         )
 
 
-def warmup_constant(warmup_steps: int) -> Any:
-    return lambda step: min(1.0, (step + 1) / max(1, warmup_steps))
+def build_optimizer(parameters: Sequence[torch.nn.Parameter], settings: TrainerSettings) -> torch.optim.AdamW:
+    """AdamW over the fp32 master weights (autocast computes in bf16 but never casts the weights)."""
+    return torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+
+
+def build_lr_scheduler(
+    optimizer: torch.optim.Optimizer, settings: TrainerSettings, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lr_multiplier(total_steps=total_steps, warmup_ratio=settings.warmup_ratio, kind=settings.lr_schedule),
+    )
+
+
+def compute_autocast(settings: TrainerSettings, device: torch.device) -> torch.autocast:
+    """bf16 autocast on CUDA when asked; a disabled context elsewhere (CPU training stays fp32)."""
+    enabled = settings.mixed_precision == "bf16" and device.type == "cuda"
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 @dataclass
@@ -119,14 +141,12 @@ class Trainer:
     def __post_init__(self) -> None:
         self.trainer_id = f"trainer-{self.context.rank}"
         self.parameters = [p for p in self.draft.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.parameters, lr=self.settings.learning_rate)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_constant(self.settings.warmup_steps)
-        )
-        self.counters = TrainerCounters()
-        self.reports: list[StepReport] = []
         planned = self.settings.epochs * self.schedule.steps_per_epoch
         self.total_steps = min(planned, self.settings.max_steps) if self.settings.max_steps else planned
+        self.optimizer = build_optimizer(self.parameters, self.settings)
+        self.scheduler = build_lr_scheduler(self.optimizer, self.settings, self.total_steps)
+        self.counters = TrainerCounters()
+        self.reports: list[StepReport] = []
 
     # -- the loop ------------------------------------------------------------------------------
     def train(self) -> list[StepReport]:
@@ -191,9 +211,12 @@ class Trainer:
         started = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         batch = collate_features(load_features(self.ref_source, refs), self.target_head, self.context.device)
-        output = eagle3_objective(self.draft, batch, self.settings.ttt_length)
+        with compute_autocast(self.settings, self.context.device):
+            output = eagle3_objective(self.draft, batch, self.settings.ttt_length)
         output.loss.backward()
         average_gradients(self.parameters, self.context)
+        if self.settings.max_grad_norm > 0:  # after averaging: every rank clips the same gradient
+            torch.nn.utils.clip_grad_norm_(self.parameters, self.settings.max_grad_norm)
         learning_rate = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()

@@ -1,9 +1,11 @@
 """The shipped example learns: loss falls and accuracy rises over one epoch of the bundled data.
 
 Thresholds come from a measured run of this configuration (seed 0, lr 3e-3, 120 steps): mean loss of
-the first/last 20 steps 13.81 -> 9.70, mean acc_0 0.15 -> 0.30, acc_3 0.17 -> 0.29, acceptance
-length 0.20 -> 0.49. They are set at roughly half the measured improvement, so a regression (no
-learning) fails while run-to-run CPU differences do not.
+the first/last 20 steps 2.17 -> 1.56 (-28 %; the loss is averaged over all B*T positions as upstream
+SpecForge does, so its scale depends on the share of trained positions), mean acc_0 0.18 -> 0.33,
+acc_3 0.17 -> 0.33, acceptance length 0.24 -> 0.57 (rotary positions advancing per TTT step and
+upstream's clipping + warmup/cosine schedule). They are set at roughly half the measured
+improvement, so a regression (no learning) fails while run-to-run CPU differences do not.
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ def test_example_run_learns(tmp_path: Path, cpu_context) -> None:
         sinks=[MetricsFile(tmp_path / "out")],
     )
     reports = trainer.train()
-    assert len(reports) == 120
+    assert len(reports) == 116  # 480 bundled conversations less the 16 held out, 4 per step
     first, last = reports[:20], reports[-20:]
-    assert mean(r.loss for r in last) < mean(r.loss for r in first) - 2.0
+    assert mean(r.loss for r in last) < 0.85 * mean(r.loss for r in first)
     assert mean(r.accuracy[0] for r in last) > mean(r.accuracy[0] for r in first) + 0.07
     assert mean(r.accuracy[3] for r in last) > mean(r.accuracy[3] for r in first) + 0.06
     assert mean(r.acceptance_length for r in last) > mean(r.acceptance_length for r in first) + 0.15
     assert (tmp_path / "out" / "loss.png").stat().st_size > 0
-    assert (tmp_path / "out" / "epoch_0_step_120" / "model.safetensors").is_file()
+    assert (tmp_path / "out" / "epoch_0_step_116" / "model.safetensors").is_file()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from specforge_trainer.checkpoint import (
@@ -15,6 +16,7 @@ from specforge_trainer.checkpoint import (
 )
 from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
 from specforge_trainer.models.draft_vocab import build_draft_vocab
+from transformers import LlamaConfig
 
 
 def _draft(seed: int) -> Eagle3DraftModel:
@@ -59,5 +61,53 @@ def test_weights_are_a_serving_style_eagle3_draft(tmp_path: Path) -> None:
     ):
         assert name in weights
     assert weights["midlayer.self_attn.q_proj.weight"].shape == (8, 16)  # q/k/v take 2H
+    assert "embed_tokens.weight" not in weights  # the frozen copy of the target's: SGLang takes the target's
     config = json.loads((folder / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLMEagle3"] and config["draft_vocab_size"] == 6
+
+
+def test_the_config_follows_the_target_so_sglang_serves_it_beside_it(tmp_path: Path) -> None:
+    target = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=96,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        head_dim=16,
+        vocab_size=20,
+        max_position_embeddings=131072,
+        rope_theta=500000.0,
+        rope_scaling={
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
+        dtype="bfloat16",
+    )
+    config = DraftConfig.for_target(target, draft_vocab_size=6)
+    vocab = build_draft_vocab([torch.arange(20)], target_vocab_size=20, draft_vocab_size=6)
+    draft = Eagle3DraftModel(config, torch.nn.Embedding(20, 64), vocab)
+    folder = save_checkpoint(tmp_path, epoch=0, step=1, draft=draft, training_state={}, keep=1)
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["max_position_embeddings"] == 131072 and saved["torch_dtype"] == "bfloat16"
+    assert (saved["num_attention_heads"], saved["num_key_value_heads"], saved["head_dim"]) == (8, 2, 16)
+    assert saved["rope_theta"] == 500000.0 and saved["rope_scaling"]["rope_type"] == "llama3"
+    assert saved["rope_scaling"]["factor"] == 8.0 and saved["tie_word_embeddings"] is False
+    weights = load_file(str(folder / "model.safetensors"))
+    assert weights["midlayer.self_attn.k_proj.weight"].shape == (2 * 16, 2 * 64)
+
+
+def test_a_checkpoint_of_another_shape_is_refused(tmp_path: Path) -> None:
+    folder = save_checkpoint(tmp_path, epoch=0, step=1, draft=_draft(1), training_state={}, keep=1)
+    config = DraftConfig(
+        hidden_size=8,
+        intermediate_size=16,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        target_vocab_size=20,
+        draft_vocab_size=6,
+    )
+    vocab = build_draft_vocab([torch.arange(20)], target_vocab_size=20, draft_vocab_size=6)
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        load_checkpoint(folder, Eagle3DraftModel(config, torch.nn.Embedding(20, 8), vocab))

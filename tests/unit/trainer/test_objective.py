@@ -63,9 +63,9 @@ def test_a_perfect_draft_scores_full_accuracy() -> None:
     draft, batch = _draft(draft_vocab=VOCAB), _batch()
     # Make the target's preference follow the draft's own argmax: accuracy must then be 1 everywhere.
     with torch.no_grad():
-        rotary, bias = draft.prepare(batch.input_ids.shape[1], batch.attention_mask)
+        cache = draft.start_unroll(batch.attention_mask)
         _, logits = draft.step(
-            shift_left(batch.input_ids, 1), draft.project_features(batch.aux_hidden_states), rotary, bias, []
+            shift_left(batch.input_ids, 1), draft.project_features(batch.aux_hidden_states), cache
         )
     target = torch.full_like(batch.target_logits, -10.0)
     target.scatter_(-1, logits.argmax(-1, keepdim=True), 10.0)
@@ -123,3 +123,16 @@ def test_the_draft_learns_a_target_it_can_see() -> None:
         output.loss.backward()
         optimizer.step()
     assert (output.correct / output.counted).min() > 0.9
+
+
+def test_step_losses_are_averaged_over_all_rows_as_upstream_does() -> None:
+    batch = _batch(length=10, batch=2)
+    padded = _batch(length=10, batch=3)  # the same two rows plus one that trains nothing
+    for name in ("input_ids", "attention_mask", "loss_mask", "aux_hidden_states", "target_logits"):
+        getattr(padded, name)[:2] = getattr(batch, name)
+    padded.loss_mask[2] = 0
+    two_rows = eagle3_objective(_draft(), batch, ttt_length=3)
+    three_rows = eagle3_objective(_draft(), padded, ttt_length=3)
+    # Same masked sum, divided by B*T = 30 instead of 20 (not by the count of trained positions).
+    assert torch.allclose(three_rows.step_losses, two_rows.step_losses * 2 / 3, rtol=1e-5)
+    assert three_rows.counted.tolist() == two_rows.counted.tolist()
