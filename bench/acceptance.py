@@ -7,6 +7,8 @@ target's own greedy answers. A target with random weights answers with text unli
 so its draft meets contexts it never saw; a target trained on the chats answers like the data. This
 bench trains such a target (the built-in shapes, a language-model loss on every token, saved in bf16 as
 a Hugging Face directory), then trains a draft for each target with the demo's recipe and evaluates it.
+Both the target and the drafts learn only the run's training split: the prompts are the held-out
+conversations (``spec.dataset.heldOutConversations``), which neither has seen.
 
     python bench/acceptance.py [--target-epochs 8] [--prompts 16] [--out DIR]
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 import torch
 from specforge_api import SpecForgeRun, load_run_manifest
 from specforge_trainer.data.chat_jsonl import read_chat_jsonl
+from specforge_trainer.data.held_out import split_held_out
 from specforge_trainer.distributed import ParallelContext
 from specforge_trainer.models.target import describe_target
 from specforge_trainer.resources import builtin_dataset_path
@@ -33,13 +36,16 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "local-colocated.yaml"
 
 
-def train_chat_target(out: Path, *, epochs: int, batch_size: int = 8, max_length: int = 128) -> Path:
-    """The built-in target's shapes, trained as a language model on chat-mini; saved as bf16."""
+def train_chat_target(
+    out: Path, *, epochs: int, held_out: int, batch_size: int = 8, max_length: int = 128
+) -> Path:
+    """The built-in target's shapes, trained as a language model on chat-mini but its last ``held_out``
+    conversations; saved as bf16."""
     description = describe_target(builtin="tiny-llama")
     tokenizer = description.tokenizer
     torch.manual_seed(0)
     model = LlamaForCausalLM(description.config)
-    chats = read_chat_jsonl(builtin_dataset_path("chat-mini")).samples
+    chats = split_held_out(read_chat_jsonl(builtin_dataset_path("chat-mini")).samples, held_out).training
     sequences = [
         torch.tensor(
             tokenizer.apply_chat_template(list(chat.messages), tokenize=True, return_dict=True)["input_ids"][
@@ -93,7 +99,9 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="acceptance-"))
     run = load_run_manifest(EXAMPLE)
     started = time.perf_counter()
-    chat_target = train_chat_target(out / "chat-target", epochs=args.target_epochs)
+    chat_target = train_chat_target(
+        out / "chat-target", epochs=args.target_epochs, held_out=run.spec.dataset.held_out_conversations
+    )
     reports = {
         "built-in (random weights)": train_and_evaluate(run, out / "builtin", args.prompts),
         "trained on chat-mini (bf16)": train_and_evaluate(

@@ -14,15 +14,17 @@ from pydantic import Field
 
 from specforge_api.base import ApiModel, CrossFieldRule, cel_exactly_one_set, exactly_one_set
 from specforge_api.common import (
+    DEFAULT_ACCELERATOR_RESOURCE,
+    EXTENDED_RESOURCE_PATTERN,
     AbsolutePath,
     LocalObjectReference,
     Quantity,
     Resources,
     SecretKeyRef,
-    Toleration,
     VolumeSource,
 )
 from specforge_api.modes import DeploymentMode
+from specforge_api.pod_overrides import PodOverrides
 
 
 def _is_empty_dir(volume: VolumeSource | None) -> bool:
@@ -41,6 +43,20 @@ _EXACTLY_ONE_SOURCE = CrossFieldRule(
     message="exactly one of builtin or path must be set",
     holds=lambda source: exactly_one_set(source.builtin, source.path),
 )
+
+
+class LearningRateSchedule(StrEnum):
+    """How the learning rate moves after the linear warmup."""
+
+    COSINE = "cosine"
+    CONSTANT = "constant"
+
+
+class MixedPrecision(StrEnum):
+    """Compute precision of the draft on CUDA (weights and optimizer state stay fp32)."""
+
+    BF16 = "bf16"
+    FP32 = "fp32"
 
 
 class TargetModelSource(ApiModel):
@@ -72,6 +88,28 @@ class DatasetSource(ApiModel):
     volume: VolumeSource | None = Field(
         default=None,
         description="The volume `path` lives on; mounted read-only at the parent directory of `path`.",
+    )
+    max_bad_sample_fraction: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description=(
+            "Share of conversations that may be unusable (malformed line, or a chat the target's template "
+            "cannot render or whose assistant turns cannot be located): each is skipped and named in a "
+            "warning; above this share the run stops before computing any feature."
+        ),
+    )
+    held_out_conversations: int = Field(
+        default=16,
+        ge=0,
+        le=100_000,
+        description=(
+            "The file's last N readable conversations, never trained on: `specforge eval` decodes them to "
+            "measure the draft. A count, not a share, because eval needs a fixed handful of prompts "
+            "whatever the dataset's size. The last lines rather than a seeded sample so that the split is "
+            "the same in every mode and seed and a curated eval set can be appended; shuffle a file sorted "
+            "by source or topic. 0 trains on everything (eval then refuses to run)."
+        ),
     )
 
     cross_field_rules = (_EXACTLY_ONE_SOURCE,)
@@ -106,39 +144,80 @@ class TrainingConfig(ApiModel):
         default=FeatureMode.OFFLINE,
         description="offline: precompute target features, then train; online: the target runs in the loop.",
     )
+    # Optimizer defaults follow upstream SpecForge's recipe (EAGLE's traineagle3 DeepSpeed config).
+    max_grad_norm: float = Field(
+        default=0.5, ge=0, le=1000, description="Clip the global gradient norm to this (0: no clipping)."
+    )
+    weight_decay: float = Field(default=0.0, ge=0, le=1, description="AdamW decoupled weight decay.")
+    lr_schedule: LearningRateSchedule = Field(
+        default=LearningRateSchedule.COSINE,
+        description="cosine: linear warmup, then cosine decay to 0 at the last step; constant: warmup, then flat.",
+    )
+    warmup_ratio: float = Field(
+        default=0.015, ge=0, le=1, description="Fraction of the run's optimizer steps warming up linearly."
+    )
+    mixed_precision: MixedPrecision = Field(
+        default=MixedPrecision.BF16,
+        description="bf16: compute in bfloat16 (torch.autocast) with fp32 master weights on CUDA; CPU ranks "
+        "always compute in fp32. fp32: no autocast anywhere.",
+    )
 
 
-class WorkerPool(ApiModel):
-    """A set of identical pods: how many, their accelerators, resources and placement."""
+class WorkerPool(PodOverrides):
+    """A set of identical pods: how many, their accelerators, resources, placement and additions."""
 
     replicas: int = Field(default=1, ge=1, le=1024, description="Number of pods.")
     gpus_per_replica: int = Field(
         default=0,
         ge=0,
         le=16,
-        description="nvidia.com/gpu per pod; also the ranks per pod (torchrun starts one per GPU; a CPU-only "
-        "pod runs one).",
+        description="Accelerators (acceleratorResource) per pod; also the ranks per pod (torchrun starts one "
+        "per GPU; a CPU-only pod runs one).",
+    )
+    accelerator_resource: str = Field(
+        default=DEFAULT_ACCELERATOR_RESOURCE,
+        pattern=EXTENDED_RESOURCE_PATTERN,
+        max_length=253,
+        description="The extended resource gpusPerReplica counts, e.g. amd.com/gpu or a MIG profile such as "
+        "nvidia.com/mig-1g.10gb.",
+    )
+    shared_memory_size: Quantity = Field(
+        default="1Gi",
+        description="Size of the memory-backed /dev/shm (torch data loading and NCCL need more than a "
+        "container runtime's 64Mi); it counts against the pod's memory limit when used.",
     )
     resources: Resources = Field(default_factory=Resources, description="CPU and memory per pod.")
-    node_selector: dict[str, str] = Field(
-        default_factory=dict, description="Node labels the pods must match."
-    )
-    tolerations: list[Toleration] = Field(
-        default_factory=list, max_length=32, description="Taints the pods tolerate."
-    )
-    pod_annotations: dict[str, str] = Field(
-        default_factory=dict, description="Annotations added to the pods (e.g. for a service mesh or KWOK)."
-    )
+
+
+class TrainerBackend(StrEnum):
+    """The workload API that runs a durable-mode run's trainer ranks (local_colocated: a one-pod Job)."""
+
+    PYTORCHJOB = "pytorchjob"  # Kubeflow training-operator v1 (kubeflow.org/v1 PyTorchJob)
+    JOBSET = "jobset"  # JobSet (jobset.x-k8s.io/v1alpha2), the base of Kubeflow Trainer v2
 
 
 class TrainerPool(WorkerPool):
     """The draft-model trainer ranks (rank 0 reports progress)."""
 
+    backend: TrainerBackend | None = Field(
+        default=None,
+        description="Workload API for the trainer ranks of a durable mode: pytorchjob (needs Kubeflow "
+        "training-operator v1) or jobset (needs JobSet); unset uses the operator's default "
+        "(chart value trainerBackend). Immutable; the backend used is reported in status.trainerBackend.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self == oldSelf", "message": "trainer.backend is immutable"}
+            ]
+        },
+    )
+
 
 class ProducerPool(WorkerPool):
     """Feature producers running the target model (disaggregated mode only)."""
 
-    gpus_per_replica: int = Field(default=1, ge=0, le=16, description="nvidia.com/gpu per producer pod.")
+    gpus_per_replica: int = Field(
+        default=1, ge=0, le=16, description="Accelerators (acceleratorResource) per producer pod."
+    )
 
 
 class RedisPersistence(ApiModel):
@@ -161,9 +240,10 @@ class RedisAuth(ApiModel):
     enabled: bool = Field(default=True, description="Generate a password Secret and require it.")
 
 
-class ManagedRedis(ApiModel):
-    """A Redis the operator deploys and owns for this run, on nodes the trainer pool may use (its
-    nodeSelector and tolerations)."""
+class ManagedRedis(PodOverrides):
+    """A Redis the operator deploys and owns for this run. Without a nodeSelector and tolerations of its
+    own it runs where the trainer pool may (the trainer's), so it schedules on clusters whose nodes are
+    all tainted."""
 
     image: str = Field(default="redis:7.2-alpine", min_length=1, max_length=512, description="Redis image.")
     resources: Resources = Field(
@@ -291,6 +371,19 @@ class Scheduling(ApiModel):
     )
 
 
+def _mounts_clear_of_run_directories(pool: str) -> CrossFieldRule:
+    def holds(spec: SpecForgeRunSpec) -> bool:
+        return spec.pool_mounts_clear_of_run_directories(pool)
+
+    return CrossFieldRule(
+        cel=f"!has(self.{pool}) || !has(self.{pool}.volumeMounts) || self.{pool}.volumeMounts.all(m, "
+        "m.mountPath != self.featureStore.path && m.mountPath != self.checkpoints.path)",
+        message="featureStore.path and checkpoints.path are where the operator mounts the run's directories",
+        holds=holds,
+        field=f"{pool}.volumeMounts",
+    )
+
+
 class SpecForgeRunSpec(ApiModel):
     """Desired state of a SpecForgeRun."""
 
@@ -359,6 +452,13 @@ class SpecForgeRunSpec(ApiModel):
             field="metadataStore",
         ),
         CrossFieldRule(
+            cel="self.deploymentMode != 'local_colocated' || !has(self.trainer) || !has(self.trainer.backend)",
+            message="local_colocated runs its one trainer pod as a batch Job: trainer.backend applies to the "
+            "durable modes only",
+            holds=lambda s: s.deployment_mode != DeploymentMode.LOCAL_COLOCATED or s.trainer.backend is None,
+            field="trainer.backend",
+        ),
+        CrossFieldRule(
             cel="self.deploymentMode == 'disaggregated' || !has(self.producers)",
             message="producers are only allowed in disaggregated mode",
             holds=lambda s: s.deployment_mode == DeploymentMode.DISAGGREGATED or s.producers is None,
@@ -389,7 +489,14 @@ class SpecForgeRunSpec(ApiModel):
             holds=lambda s: not s.deployment_mode.durable or not _is_empty_dir(s.checkpoints.volume),
             field="checkpoints.volume",
         ),
+        *(_mounts_clear_of_run_directories(pool) for pool in ("trainer", "producers")),
     )
+
+    def pool_mounts_clear_of_run_directories(self, pool_name: str) -> bool:
+        pool: WorkerPool | None = getattr(self, pool_name)
+        if pool is None:
+            return True
+        return not pool.mounted_paths() & {self.feature_store.path, self.checkpoints.path}
 
     def features_shared_between_pods(self) -> bool:
         """Whether more than one pod reads the feature store (so it must be one shared volume)."""

@@ -18,10 +18,16 @@ from specforge_trainer.schedule import DataSchedule
 #: Small enough that a run's processes start and finish in seconds on 2 cores.
 SMALL_TRAINING = {"epochs": 2, "batchSize": 2, "maxLength": 64, "tttLength": 3, "seed": 3,
                   "draftVocabSize": 256, "checkpointInterval": 3, "keepCheckpoints": 2}  # fmt: skip
+#: spec.dataset.heldOutConversations of these manifests: the dataset's last lines, for ``specforge eval``.
+HELD_OUT = 4
+#: How far a data-parallel run's final fp32 weights may be from a one-rank run's on the same global batches
+#: (why not bitwise, and the figures: tests/integration/multiprocess/test_rank_count.py).
+DATA_PARALLEL_WEIGHT_ATOL = 1e-5
 
 
 def write_dataset(folder: Path, conversations: int = 16) -> Path:
-    lines = builtin_dataset_path("chat-mini").read_text().splitlines()[:conversations]
+    """``conversations`` bundled chats to train on, then ``HELD_OUT`` more that training leaves out."""
+    lines = builtin_dataset_path("chat-mini").read_text().splitlines()[: conversations + HELD_OUT]
     path = folder / "chat-small.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -33,7 +39,7 @@ def write_manifest(
     spec: dict[str, Any] = {
         "deploymentMode": mode,
         "targetModel": {"builtin": "tiny-llama"},
-        "dataset": {"path": str(dataset)},
+        "dataset": {"path": str(dataset), "heldOutConversations": HELD_OUT},
         "training": {**SMALL_TRAINING, **training},
     }
     if mode == "disaggregated":

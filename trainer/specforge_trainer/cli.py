@@ -4,6 +4,10 @@
 * ``specforge train --config RUN.yaml --out DIR [--feature-store DIR]`` — a trainer rank (torchrun
   launches several); rank 0 reports progress into the run's status when the operator's env is set.
 * ``specforge produce --config RUN.yaml [--feature-store DIR]`` — offline feature precompute.
+* ``specforge export --to sglang|hf CHECKPOINT OUT`` — a serving directory, checked against SGLang.
+* ``specforge eval RUN.yaml --checkpoint DIR [--prompts N] [--draft-steps K] [--json]
+  [--allow-mismatch]`` — real speculative decoding with the trained draft on the run's held-out
+  conversations: acceptance length, speed-up, lossless check (exit 3 when not lossless).
 
 Manifest errors are printed with their field paths before any model is loaded; other bad input
 (missing model directory, malformed dataset line) stops the run with a one-line error.
@@ -26,6 +30,11 @@ from specforge_trainer.store_wait import DEFAULT_STORE_WAIT_S, wait_for_redis_st
 from specforge_trainer.supervisor import ProcessFailed
 
 EXIT_BAD_INPUT = 2
+EXIT_NOT_LOSSLESS = 3  # `specforge eval`: speculative output differed from the target's greedy output
+
+
+class NotLossless(Exception):
+    """Speculative decoding did not reproduce greedy decoding and the user did not allow it."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +68,33 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=int(os.environ.get("SPECFORGE_MAX_UNACKED_REFS", "64")),
         help="backpressure: pause while this producer has this many committed-but-unacked refs",
+    )
+    export = commands.add_parser(
+        "export", help="write a serving directory from a checkpoint and check SGLang's EAGLE3 loader takes it"
+    )
+    export.add_argument(
+        "--to", choices=["sglang", "hf"], required=True, help="sglang: target dtype; hf: fp32"
+    )
+    export.add_argument("checkpoint", type=Path, help="a checkpoint folder, e.g. runs/NAME/epoch_0_step_50")
+    export.add_argument("out", type=Path, help="the serving directory to create")
+    evaluate = commands.add_parser("eval", help="measure a trained draft by real speculative decoding")
+    evaluate.add_argument("manifest", type=Path)
+    evaluate.add_argument(
+        "--checkpoint", type=Path, required=True, help="a checkpoint folder or a run's output directory"
+    )
+    evaluate.add_argument(
+        "--prompts",
+        type=int,
+        help="held-out conversations to answer (default: all spec.dataset.heldOutConversations)",
+    )
+    evaluate.add_argument("--draft-steps", type=int, help="draft tokens per verify (default: tttLength)")
+    evaluate.add_argument("--max-new-tokens", type=int, default=64, help="tokens generated per prompt")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="exit 0 even when the output is not identical to greedy decoding (a bf16 target may break "
+        "a near-tie differently; the report gives each mismatch's top-two logit gap)",
     )
     return parser
 
@@ -220,7 +256,46 @@ def _store_wait_s() -> float:
     return float(os.environ.get("SPECFORGE_STORE_WAIT_S", str(DEFAULT_STORE_WAIT_S)))
 
 
-_COMMANDS = {"run": _run_command, "train": _train_command, "produce": _produce_command}
+def _export_command(args: argparse.Namespace) -> None:
+    from specforge_trainer.export import export_checkpoint
+
+    out = export_checkpoint(args.checkpoint, args.out, to=args.to)
+    print(f"exported {args.checkpoint} to {out} ({args.to}); it passes SGLang's EAGLE3 loader check")
+
+
+def _eval_command(args: argparse.Namespace) -> None:
+    import json
+
+    import torch
+
+    from specforge_trainer.speculative.evaluation import evaluate_run, format_report
+
+    run = load_run_manifest(args.manifest)
+    _limit_cpu_threads()
+    device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    report = evaluate_run(
+        run,
+        args.checkpoint,
+        prompts=args.prompts,
+        draft_steps=args.draft_steps,
+        max_new_tokens=args.max_new_tokens,
+        device=device,
+    )
+    print(json.dumps(report.to_json()) if args.json else format_report(report))
+    if not report.identical_to_greedy and not args.allow_mismatch:
+        raise NotLossless(
+            f"speculative decoding differs from greedy decoding on prompts {report.mismatched_prompts} "
+            "(see the report); pass --allow-mismatch to accept near-ties of a low-precision target"
+        )
+
+
+_COMMANDS = {
+    "run": _run_command,
+    "train": _train_command,
+    "produce": _produce_command,
+    "export": _export_command,
+    "eval": _eval_command,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -234,6 +309,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProcessFailed as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except NotLossless as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_NOT_LOSSLESS
     except KeyboardInterrupt:
         print("interrupted: every process of the run was stopped", file=sys.stderr)
         return 130

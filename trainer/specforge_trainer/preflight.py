@@ -39,3 +39,22 @@ def check_run_fits_target(
                 f"sample {sample.sample_key!r} has token id {largest}, past the target's vocabulary "
                 f"({config.vocab_size}): the tokenizer does not belong to this model"
             )
+
+
+def check_eval_prompts(run: SpecForgeRun, prompts: int | None) -> int:
+    """How many held-out conversations ``specforge eval`` answers (all when ``prompts`` is None);
+    ValueError when the run holds out none, or fewer than ``prompts``."""
+    held_out = run.spec.dataset.held_out_conversations
+    if held_out == 0:
+        raise ValueError(
+            "spec.dataset.heldOutConversations is 0: every conversation was trained on, so eval has no "
+            "unseen prompts; set it (the default holds out 16) and train again"
+        )
+    if prompts is None:
+        return held_out
+    if not 1 <= prompts <= held_out:
+        raise ValueError(
+            f"--prompts {prompts} is outside 1..{held_out} (spec.dataset.heldOutConversations: the "
+            "conversations training never saw)"
+        )
+    return prompts

@@ -53,6 +53,7 @@ def load_run_data(run: SpecForgeRun, context: ParallelContext) -> RunData:
         description.tokenizer,
         max_length=training.max_length,
         max_bad_fraction=spec.dataset.max_bad_sample_fraction,
+        held_out=spec.dataset.held_out_conversations,
     )
     check_run_fits_target(run, description, samples)  # before the weights load and any feature
     target = description.load().to(context.device)

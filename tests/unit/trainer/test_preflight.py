@@ -65,7 +65,7 @@ def test_bad_conversations_within_the_budget_are_skipped_with_a_warning(
     data.write_text("\n".join([json.dumps(GOOD), "{", json.dumps(spoofed), json.dumps(GOOD)]) + "\n")
     tokenizer = describe_target(builtin="tiny-llama").tokenizer
     with caplog.at_level(logging.WARNING):
-        samples = load_training_set(data, tokenizer, max_length=64, max_bad_fraction=0.5)
+        samples = load_training_set(data, tokenizer, max_length=64, max_bad_fraction=0.5, held_out=0)
     assert [s.index for s in samples] == [0, 1] and [s.sample_key for s in samples] == [
         "line-000000",
         "line-000003",

@@ -14,6 +14,7 @@ from specforge_trainer.speculative.decoding import greedy_decode, speculative_de
 from specforge_trainer.speculative.drafter import ChainDrafter
 from specforge_trainer.speculative.evaluation import (
     eval_prompts,
+    held_out_chats,
     locate_mismatch,
     position_acceptance,
     stop_token_ids,
@@ -45,6 +46,18 @@ def test_the_drafters_chain_is_the_training_unrolls_last_row(built) -> None:
             hidden, logits = draft.step(ids[:, 1 + step : 1 + step + len(context)], hidden, cache)
             torch.testing.assert_close(chain_logits[step], logits[0, -1], rtol=1e-4, atol=1e-5)
             assert chain[step] == int(draft.draft_ids_to_target[logits[0, -1].argmax()])
+
+
+def test_eval_prompts_are_the_held_out_conversations_training_never_saw(built) -> None:
+    run, data, _ = built
+    held_out = held_out_chats(run)
+    assert len(held_out) == run.spec.dataset.held_out_conversations
+    assert not {sample.sample_key for sample in data.samples} & {chat.sample_key for chat in held_out}
+    prompts = eval_prompts(run, data.target, 3)
+    assert len(prompts) == 3
+    for chat, prompt in zip(held_out, prompts, strict=False):
+        last_user = max(i for i, m in enumerate(chat.messages) if m["role"] == "user")
+        assert chat.messages[last_user]["content"] in data.target.tokenizer.decode(prompt)
 
 
 @pytest.mark.parametrize("draft_steps", [1, 4])

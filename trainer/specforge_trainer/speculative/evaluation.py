@@ -1,10 +1,15 @@
 """``specforge eval``: a run's trained draft measured by real speculative decoding against its target.
 
-Prompts are the context of the last ``prompts`` conversations of the run's dataset (every turn before
-the final assistant reply, with the template's generation prompt); the target then answers them twice,
-by plain greedy decoding and speculatively with the draft, and the two answers must agree token for
-token. Reported beside the real acceptance length is the simulated one training logged (from
-per-position accuracy, mean of the checkpoint's last steps), so the two can be compared.
+Prompts are the context of the run's held-out conversations (``spec.dataset.heldOutConversations``,
+the file's last ones, which training never reads): every turn before the final assistant reply, with
+the template's generation prompt. The target then answers them twice, by plain greedy decoding and
+speculatively with the draft, and the two answers must agree token for token: lossless is the
+product's promise, so the CLI fails on a mismatch unless told to allow it. A bf16 (or fp16) target can
+legitimately differ at a near-tie, where the verify forward's batched arithmetic rounds the top two
+logits differently from a one-token forward; each mismatch is reported with its position and the
+target's top-two logit gap there, which tells such a tie from a decoding bug. Reported beside the real
+acceptance length is the simulated one training logged (from per-position accuracy, mean of the
+checkpoint's last steps), so the two can be compared.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from specforge_api import SpecForgeRun
 
 from specforge_trainer.checkpoint import latest_checkpoint, load_checkpoint
 from specforge_trainer.data.chat_jsonl import ChatSample, read_chat_jsonl
+from specforge_trainer.data.held_out import split_held_out
 from specforge_trainer.data.tokenize import assistant_markers
 from specforge_trainer.distributed import ParallelContext
 from specforge_trainer.models.target import TargetModel
+from specforge_trainer.preflight import check_eval_prompts
 from specforge_trainer.resources import builtin_dataset_path
 from specforge_trainer.runtime import build_draft, load_run_data
 from specforge_trainer.speculative.decoding import Decoded, greedy_decode, speculative_decode
@@ -49,7 +56,8 @@ class Mismatch:
 @dataclass(frozen=True)
 class EvalReport:
     checkpoint: str
-    prompts: int
+    prompts: int  # held-out conversations answered
+    held_out_conversations: int  # the run's held-out set, never trained on
     draft_steps: int
     max_new_tokens: int
     acceptance_length: float  # mean accepted draft tokens per verify (bonus token not counted)
@@ -80,14 +88,20 @@ def resolve_checkpoint(path: Path) -> Path:
     return newest
 
 
-def eval_prompts(run: SpecForgeRun, target: TargetModel, count: int, *, room: int = 0) -> list[list[int]]:
-    """Token ids of the last ``count`` conversations' context, ready for the assistant's reply; each keeps
-    its newest tokens when it and ``room`` more would pass the target's positions."""
+def held_out_chats(run: SpecForgeRun) -> list[ChatSample]:
+    """The conversations training left out, as :func:`load_training_set` splits them."""
     dataset = run.spec.dataset
     chats = read_chat_jsonl(dataset.path or builtin_dataset_path(dataset.builtin or "")).samples
-    prompts = [_prompt_ids(chat, target) for chat in reversed(chats)]
+    return split_held_out(chats, dataset.held_out_conversations).held_out
+
+
+def eval_prompts(run: SpecForgeRun, target: TargetModel, count: int, *, room: int = 0) -> list[list[int]]:
+    """Token ids of the first ``count`` held-out conversations' context, ready for the assistant's reply
+    (a conversation that opens with the reply has none and is skipped); each keeps its newest tokens
+    when it and ``room`` more would pass the target's positions."""
+    prompts = [_prompt_ids(chat, target) for chat in held_out_chats(run)[:count]]
     positions = getattr(target.model.config, "max_position_embeddings", None) or 1 << 30
-    return [prompt[-(positions - room) :] for prompt in prompts if prompt][:count][::-1]
+    return [prompt[-(positions - room) :] for prompt in prompts if prompt]
 
 
 def _prompt_ids(chat: ChatSample, target: TargetModel) -> list[int]:
@@ -146,6 +160,7 @@ def summarize(
     greedy: list[Decoded],
     speculative: list[Decoded],
     *,
+    held_out: int,
     draft_steps: int,
     max_new_tokens: int,
     simulated: float | None,
@@ -158,6 +173,7 @@ def summarize(
     return EvalReport(
         checkpoint=str(checkpoint),
         prompts=len(speculative),
+        held_out_conversations=held_out,
         draft_steps=draft_steps,
         max_new_tokens=max_new_tokens,
         acceptance_length=mean(accepted) if accepted else 0.0,
@@ -178,13 +194,15 @@ def evaluate_run(
     run: SpecForgeRun,
     checkpoint: Path,
     *,
-    prompts: int,
+    prompts: int | None = None,
     draft_steps: int | None = None,
     max_new_tokens: int = 64,
     device: torch.device | None = None,
 ) -> EvalReport:
-    if prompts < 1 or max_new_tokens < 1:
-        raise ValueError("--prompts and --max-new-tokens must be at least 1")
+    """``prompts`` held-out conversations (all of them when None) decoded both ways with the draft."""
+    count = check_eval_prompts(run, prompts)
+    if max_new_tokens < 1:
+        raise ValueError("--max-new-tokens must be at least 1")
     steps = draft_steps or run.spec.training.ttt_length
     folder = resolve_checkpoint(checkpoint)
     context = ParallelContext(rank=0, world_size=1, device=device or torch.device("cpu"))
@@ -194,7 +212,7 @@ def evaluate_run(
     simulated = mean(report["acceptance_length"] for report in reports) if reports else None
     stops = stop_token_ids(data.target)
     greedy, speculative, mismatches = [], [], []
-    for index, prompt in enumerate(eval_prompts(run, data.target, prompts, room=max_new_tokens + steps + 1)):
+    for index, prompt in enumerate(eval_prompts(run, data.target, count, room=max_new_tokens + steps + 1)):
         greedy.append(greedy_decode(data.target, prompt, max_new_tokens=max_new_tokens, stop_ids=stops))
         speculative.append(
             speculative_decode(
@@ -214,6 +232,7 @@ def evaluate_run(
         folder,
         greedy,
         speculative,
+        held_out=run.spec.dataset.held_out_conversations,
         draft_steps=steps,
         max_new_tokens=max_new_tokens,
         simulated=simulated,
@@ -239,7 +258,8 @@ def format_report(report: EvalReport) -> str:
     return "\n".join(
         [
             f"checkpoint                {report.checkpoint}",
-            f"prompts x new tokens      {report.prompts} x <= {report.max_new_tokens} ({report.generated_tokens} generated)",
+            f"prompts x new tokens      {report.prompts} of {report.held_out_conversations} held-out x <= "
+            f"{report.max_new_tokens} ({report.generated_tokens} generated)",
             f"draft steps               {report.draft_steps}",
             f"acceptance length         {report.acceptance_length:.2f} real, {simulated} simulated in training",
             f"acceptance by position    {rates}",
