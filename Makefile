@@ -76,7 +76,7 @@ lint: deps ## ruff, import layering (import-linter), mypy and hadolint
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
-	$(BIN)/mypy api/specforge_api operator/specforge_operator trainer/specforge_trainer/control_plane
+	$(BIN)/mypy api/specforge_api operator/specforge_operator trainer/specforge_trainer
 
 .PHONY: bench
 bench: deps system-deps ## Run the benchmarks under bench/ (prints ratios measured side by side)

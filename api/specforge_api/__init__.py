@@ -5,10 +5,10 @@ Importable with only pydantic and PyYAML installed.
 
 from specforge_api.common import Resources, Toleration, VolumeSource
 from specforge_api.manifest import ManifestError, load_run_manifest, parse_run_manifest
+from specforge_api.modes import DeploymentMode
 from specforge_api.run import API_VERSION, GROUP, KIND, PLURAL, VERSION, ObjectMeta, SpecForgeRun
 from specforge_api.spec import (
     DatasetSource,
-    DeploymentMode,
     FeatureMode,
     MetadataStoreSpec,
     SpecForgeRunSpec,

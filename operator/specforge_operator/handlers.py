@@ -19,13 +19,13 @@ from typing import Any, cast
 
 import kopf
 from specforge_api.manifest import ManifestError
+from specforge_api.pod_contract import RUN_LABEL
 from specforge_api.run import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
 from specforge_operator.echoes import is_own_echo
 from specforge_operator.kube import KubeApi, load_api_client
 from specforge_operator.metrics import record_reconcile
 from specforge_operator.reconcile import Reconciler
-from specforge_operator.render.meta import RUN_LABEL
 from specforge_operator.resync import Peering, ResyncLoop, served_namespaces
 from specforge_operator.takeover import is_listing_event, status_may_be_stale
 from specforge_operator.workloads import cluster_default_backend
@@ -74,9 +74,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # A worker lingers this long after its object's last event; with a bounded pool, kopf's 5 s let at most
     # 20 objects/s through a take-over's listing of mostly unchanged runs.
     settings.queueing.idle_timeout = 0.5
-    cluster_default_backend()  # a bad SPECFORGE_TRAINER_BACKEND stops start-up, not every reconcile
+    # Read once: a bad SPECFORGE_TRAINER_BACKEND stops start-up, not every reconcile.
+    default_backend = cluster_default_backend()
     memo.kube = KubeApi(load_api_client())
-    memo.reconciler = Reconciler(memo.kube)
+    memo.reconciler = Reconciler(memo.kube, default_backend=default_backend)
     peering = settings.peering
     memo.resync = ResyncLoop(
         memo.kube,
@@ -110,7 +111,7 @@ def _reconcile_and_report(body: kopf.Body, memo: kopf.Memo) -> str | None:
     record_reconcile("changed" if result.status_written else "unchanged", time.perf_counter() - started)
     for event in result.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-    phase = result.status.get("phase")
+    phase: str | None = result.status.get("phase")
     memo.resync.note_phase(body["metadata"]["namespace"], body["metadata"]["name"], phase)
     return phase
 

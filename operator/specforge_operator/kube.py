@@ -141,7 +141,10 @@ class KubeApi:
         """The objects matching the selector; none when the API server does not serve the kind at all."""
         path = collection_path(api_version, kind, namespace)
         try:
-            return self._call("GET", path, query=[("labelSelector", label_selector)]).get("items", [])
+            found: list[dict[str, Any]] = self._call(
+                "GET", path, query=[("labelSelector", label_selector)]
+            ).get("items", [])
+            return found
         except ApiException as error:
             if error.status == 404:  # e.g. the pruner listing PyTorchJobs on a cluster with only JobSet
                 return []

@@ -22,7 +22,9 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 from specforge_api.manifest import parse_run_manifest
+from specforge_api.pod_contract import COMPONENT_LABEL, RUN_LABEL
 from specforge_api.run import API_VERSION, KIND, SpecForgeRun
+from specforge_api.spec import TrainerBackend
 from specforge_api.status import Phase, SpecForgeRunStatus
 
 from specforge_operator.kube import RESOURCE_PLURALS, KubeApi
@@ -46,9 +48,9 @@ from specforge_operator.policies.schedulability import (
     waits_for_claims,
     with_unbound_claims,
 )
-from specforge_operator.render.meta import COMPONENT_LABEL, RUN_LABEL, ChildNames
+from specforge_operator.render.meta import ChildNames
 from specforge_operator.render.producers import PRODUCER_COMPONENT
-from specforge_operator.render.store import CONFIG_KEY, PASSWORD_KEY, redis_auth_secret, store_is_ready
+from specforge_operator.render.store import CONFIG_KEY, PASSWORD_KEY, redis_auth_secret
 from specforge_operator.status import Event, Observed, derive_status
 from specforge_operator.status.derive import operator_fields
 from specforge_operator.workloads.base import WorkloadObservation, WorkloadState
@@ -78,8 +80,10 @@ class Reconciler:
         *,
         clock: Callable[[], str] = utc_now,
         new_password: Callable[[], str] = lambda: secrets.token_urlsafe(24),
+        default_backend: TrainerBackend = TrainerBackend.PYTORCHJOB,
     ) -> None:
         self._kube = kube
+        self._default_backend = default_backend
         self._clock = clock
         self._new_password = new_password
         self._locks: dict[str, threading.Lock] = {}
@@ -125,7 +129,7 @@ class Reconciler:
 
     def _reconcile_locked(self, run: SpecForgeRun) -> ReconcileResult:
         finished = bool(run.status and run.status.phase and run.status.phase.is_finished)
-        plan = plan_children(run, store_ready=False, finished=finished)
+        plan = plan_children(run, finished=finished, default_backend=self._default_backend)
         leftover_ranks = self._leftover_ranks(run) if plan.workload.gang_restarts else 0
         served = self._kube.serves(plan.workload.api_version, plan.workload.kind)
         # A gang restart starts no rank while any rank of the failed workload remains; an API the cluster
@@ -138,16 +142,15 @@ class Reconciler:
         events: list[Event] = []
         for manifest in plan.to_apply:
             self._apply_into(run, manifest, existing, events)
-        redis = existing.get(("apps/v1", "Deployment", ChildNames(run.name).redis))
-        store_ready = plan.store is None or plan.store.managed is None or store_is_ready(redis)
-        if plan.held_back and store_ready:
-            for manifest in plan.held_back:
+        store_ready = plan.store_ready(existing)  # decided here, once; observe, status and policies read it
+        for manifest in plan.gated:
+            if store_ready:
                 self._apply_into(run, manifest, existing, events)
-        elif plan.held_back:
-            for manifest in plan.held_back:  # the store went away after the workload started
-                found = self._kube.get(*child_key(manifest)[:2], run.namespace, manifest["metadata"]["name"])
-                if found is not None:
-                    existing[child_key(manifest)] = found
+                continue
+            # Not applied while the store is not ready; one may exist (the store went away after it started).
+            found = self._kube.get(*child_key(manifest)[:2], run.namespace, manifest["metadata"]["name"])
+            if found is not None:
+                existing[child_key(manifest)] = found
         spec_changed = run.status is not None and run.status.observed_generation != run.metadata.generation
         if spec_changed:
             self._prune(run, plan)
@@ -191,7 +194,7 @@ class Reconciler:
         return dataclasses.replace(
             plan,
             to_apply=[m for m in plan.to_apply if child_key(m) != trainer],
-            held_back=[m for m in plan.held_back if child_key(m) != trainer],
+            gated=[m for m in plan.gated if child_key(m) != trainer],
         )
 
     def _evaluate_policies(

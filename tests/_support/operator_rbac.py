@@ -180,9 +180,8 @@ def rendered_kinds() -> set[Kind]:
     """Every kind the plan may apply for some run (store ready or not), and the generated password Secret."""
     kinds: set[Kind] = set()
     for run in _runs():
-        for store_ready in (False, True):
-            plan = plan_children(run, store_ready=store_ready, finished=False)
-            kinds |= {(m["apiVersion"], m["kind"]) for m in plan.to_apply + plan.held_back}
+        plan = plan_children(run, finished=False)
+        kinds |= {(m["apiVersion"], m["kind"]) for m in plan.rendered}
         if plan.auth_secret:
             secret = redis_auth_secret(run, "x")
             kinds.add((secret["apiVersion"], secret["kind"]))
@@ -190,7 +189,7 @@ def rendered_kinds() -> set[Kind]:
 
 
 def trainer_workload_keys() -> set[tuple[str, ...]]:
-    return {plan_children(run, store_ready=True, finished=False).trainer_key for run in _runs()}
+    return {plan_children(run, finished=False).trainer_key for run in _runs()}
 
 
 # Expressions (as ast.unparse writes them) that stand for rendered objects, and what they range over.

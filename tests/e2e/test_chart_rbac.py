@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from e2e.conftest import (
     KWOK_TOLERATIONS,
     LONG_RUN,
 )
+from e2e.operator_harness import wait_for_resyncs
 from e2e.specforgerun import conftest as specforgerun_fixtures
 from e2e.specforgerun import test_lifecycle as lifecycle
 from e2e.specforgerun.conftest import EXAMPLES, Runs, condition, load_example, wait_for
@@ -447,7 +447,8 @@ def test_runs_outside_the_watched_namespaces_are_left_alone(
     wait_for(
         lambda: handled_by_chart_operator(chart, chart.watched[1], "elsewhere"), "the served run's reconcile"
     )
-    time.sleep(4)  # more than a resync interval: the ignored twin would have been reconciled by now
+    # Two resyncs of the served run: the operator's one resync loop passed the ignored twin's namespace too.
+    wait_for_resyncs(chart.operator, chart.watched[1], "elsewhere")
     assert not handled_by_chart_operator(chart, chart.outside, "elsewhere")
     assert f"[{chart.outside}/" not in chart.operator.log_path.read_text()
 

@@ -57,6 +57,15 @@ def all_reduce_sum(tensor: torch.Tensor, context: ParallelContext) -> torch.Tens
     return tensor
 
 
+def all_reduce_max(value: int, context: ParallelContext) -> int:
+    """The largest of every rank's ``value`` (``value`` itself with one rank)."""
+    if not context.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.int64, device=context.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor.item())
+
+
 def average_gradients(parameters: list[torch.nn.Parameter], context: ParallelContext) -> None:
     """Average the gradients of ``parameters`` across ranks in one flat all-reduce."""
     if not context.enabled:

@@ -18,6 +18,14 @@ from pathlib import Path
 
 from specforge_trainer.supervisor import popen_dying_with_parent
 
+#: Starts on another free port after a bind failure: redis-server cannot bind port 0 (it means "no TCP")
+#: and report it, so a port found free can be taken by another process before redis binds it.
+PORT_ATTEMPTS = 5
+
+
+class PortTaken(RuntimeError):
+    pass
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -49,6 +57,7 @@ class LocalRedisServer:
         self.executable = found
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="specforge-redis-"))
+        self._port_movable = port is None  # ours to change if another process binds it first
         self.port = port or free_port()
         self.appendonly = appendonly
         self.appendfsync = appendfsync
@@ -86,17 +95,33 @@ class LocalRedisServer:
         return argv
 
     def start(self, timeout_s: float = 10.0) -> LocalRedisServer:
+        attempts = PORT_ATTEMPTS if self._port_movable else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start_once(timeout_s)
+                break
+            except PortTaken:
+                if attempt == attempts:
+                    raise
+                self.port = free_port()
+        self._port_movable = False  # clients now hold the URL: a restart must come back on it
+        return self
+
+    def _start_once(self, timeout_s: float) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.data_dir / "redis.log"
+        log_offset = log_path.stat().st_size if log_path.exists() else 0  # earlier starts' lines stay
         self.process = popen_dying_with_parent(
             self._argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log = (self.data_dir / "redis.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}:\n{log}")
+                log = log_path.read_bytes()[log_offset:].decode(errors="replace")[-2000:]
+                failure = PortTaken if "Address already in use" in log else RuntimeError
+                raise failure(f"redis-server exited with {self.process.returncode}:\n{log}")
             if self._answers():
-                return self
+                return
             time.sleep(0.02)
         self.stop()
         raise TimeoutError(f"redis-server on port {self.port} did not answer within {timeout_s}s")

@@ -8,7 +8,8 @@ its hidden input is its own previous output, so its errors compound as they do w
 Loss at step ``i``: cross-entropy of the draft's log-probabilities against the target's softmax
 restricted to the draft vocabulary, summed over loss-masked positions whose target argmax is in
 the draft vocabulary and divided by all ``B*T`` rows, as upstream SpecForge does, so logged losses
-compare with upstream's; the total is ``sum(0.8**i * loss_i)``. ``acc_i`` compares the draft's
+compare with upstream's (data-parallel ranks pad to the global batch's longest sample, so their mean is
+the one-rank loss of that batch); the total is ``sum(0.8**i * loss_i)``. ``acc_i`` compares the draft's
 argmax (mapped back to target ids) with the target's full-vocabulary argmax over all loss-masked
 positions; the counts are returned as sums so ranks can all-reduce them before dividing.
 

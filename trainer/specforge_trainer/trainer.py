@@ -17,10 +17,10 @@ from typing import Any, Protocol
 
 import torch
 
-from specforge_trainer.batching import collate_features
+from specforge_trainer.batching import collate_features, longest_sample
 from specforge_trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from specforge_trainer.control_plane import DataFlowController, SampleRef, assert_no_tensors
-from specforge_trainer.distributed import ParallelContext, all_reduce_sum, average_gradients
+from specforge_trainer.distributed import ParallelContext, all_reduce_max, all_reduce_sum, average_gradients
 from specforge_trainer.lr_schedule import ScheduleKind, lr_multiplier
 from specforge_trainer.models.draft import Eagle3DraftModel
 from specforge_trainer.objective import acceptance_length, eagle3_objective
@@ -210,7 +210,11 @@ class Trainer:
     def train_step(self, refs: Sequence[SampleRef]) -> StepReport:
         started = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
-        batch = collate_features(load_features(self.ref_source, refs), self.target_head, self.context.device)
+        samples = load_features(self.ref_source, refs)
+        # Every rank pads to the global batch's longest sample: each rank's B*T-normalised loss is then
+        # the global batch's over its rows, and averaging the ranks' gradients gives the one-rank gradient.
+        length = all_reduce_max(longest_sample(samples), self.context)
+        batch = collate_features(samples, self.target_head, self.context.device, length)
         with compute_autocast(self.settings, self.context.device):
             output = eagle3_objective(self.draft, batch, self.settings.ttt_length)
         output.loss.backward()

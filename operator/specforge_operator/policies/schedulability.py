@@ -30,7 +30,8 @@ class Schedulability:
 
 
 def _pod_scheduled(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    for condition in (pod.get("status") or {}).get("conditions") or []:
+    conditions: list[Mapping[str, Any]] = (pod.get("status") or {}).get("conditions") or []
+    for condition in conditions:
         if condition.get("type") == "PodScheduled":
             return condition
     return None

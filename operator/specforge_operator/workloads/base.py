@@ -79,7 +79,7 @@ def trainer_pod_template(
 
 def true_condition(obj: dict[str, Any], *types: str) -> dict[str, Any] | None:
     """The first condition of one of ``types`` whose status is True, searching in the order given."""
-    conditions = (obj.get("status") or {}).get("conditions") or []
+    conditions: list[dict[str, Any]] = (obj.get("status") or {}).get("conditions") or []
     for wanted in types:
         for condition in conditions:
             if condition.get("type") == wanted and condition.get("status") == "True":

@@ -8,13 +8,13 @@ go Running and then Succeeded (or Failed when annotated) without running any con
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _support.operator_process import OperatorProcess
 from e2e.conftest import GPU_RESOURCE, KWOK_FAIL_ANNOTATION, KWOK_RUN_DURATION_ANNOTATION, wait_for
+from e2e.operator_harness import wait_for_resyncs
 from e2e.specforgerun.conftest import EXAMPLES, Runs, condition, load_example
 from kubernetes import client as k8s_client
 from specforge_operator.kube import KubeApi
@@ -217,7 +217,7 @@ def test_store_gate_holds_gpu_pods_until_redis_is_ready(
     provisioning = runs.wait_phase("gated", "Provisioning", timeout=30)
     store = condition(provisioning, "StoreReady")
     assert (store["status"], store["reason"]) == ("False", "WaitingForMetadataStore")
-    time.sleep(4)  # more than one resync: the gate must hold, not just be slow
+    wait_for_resyncs(operator_process, runs.namespace, "gated")  # the gate must hold, not just be slow
     kinds = {kind for kind, _ in owned_children(kube, runs.namespace, created)}
     assert "Deployment" in kinds and "PyTorchJob" not in kinds and "Job" not in kinds, kinds
 
@@ -244,7 +244,7 @@ def test_reconcile_is_idempotent_and_restores_hand_edits(
     runs.wait_phase("steady", "Running", timeout=60)
     before = owned_children(kube, runs.namespace, created)
     run_version = runs.get("steady")["metadata"]["resourceVersion"]
-    time.sleep(7)  # two resync periods of the test operator
+    wait_for_resyncs(operator_process, runs.namespace, "steady")  # reconciles that changed nothing
     after = owned_children(kube, runs.namespace, created)
     assert {key: child["metadata"]["resourceVersion"] for key, child in after.items()} == {
         key: child["metadata"]["resourceVersion"] for key, child in before.items()

@@ -138,7 +138,7 @@ def test_expand_references_works_like_the_kubelet():
 @pytest.mark.parametrize("mode", ["dataflow_colocated", "disaggregated"])
 def test_durable_runs_keep_features_and_checkpoints_on_claims_they_own(mode):
     run = build_run(mode, featureStore={}, checkpoints={})
-    plan = plan_children(run, store_ready=True, finished=False)
+    plan = plan_children(run, finished=False)
     claims = {m["metadata"]["name"]: m for m in plan.to_apply if m["kind"] == "PersistentVolumeClaim"}
     assert {"demo-features", "demo-checkpoints"} <= set(claims)
     for claim in claims.values():
@@ -152,7 +152,7 @@ def test_durable_runs_keep_features_and_checkpoints_on_claims_they_own(mode):
 
 def test_local_colocated_keeps_its_scratch_directories_in_the_pod():
     run = build_run("local_colocated")
-    plan = plan_children(run, store_ready=True, finished=False)
+    plan = plan_children(run, finished=False)
     assert not [m for m in plan.to_apply if m["kind"] == "PersistentVolumeClaim"]
     (template,) = _trainer_templates(run)
     volumes = {v["name"]: v for v in template["spec"]["volumes"]}
@@ -161,7 +161,7 @@ def test_local_colocated_keeps_its_scratch_directories_in_the_pod():
 
 def test_the_managed_store_and_a_local_run_start_redis_with_the_same_durability(tmp_path):
     run = build_run("dataflow_colocated")
-    plan = plan_children(run, store_ready=True, finished=False)
+    plan = plan_children(run, finished=False)
     (redis,) = [m for m in plan.to_apply if m["kind"] == "Deployment"]
     (container,) = redis["spec"]["template"]["spec"]["containers"]
     local = LocalRedisServer(tmp_path, config_args=METADATA_STORE_DURABILITY)._argv()

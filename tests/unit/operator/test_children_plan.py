@@ -14,14 +14,16 @@ def kinds(manifests: list[dict]) -> list[str]:
 @pytest.mark.parametrize("mode", ["dataflow_colocated", "disaggregated"])
 def test_managed_store_gates_the_gpu_workloads(mode: str) -> None:
     run = build_run(mode)
-    waiting = plan_children(run, store_ready=False, finished=False)
-    assert "PyTorchJob" not in kinds(waiting.to_apply) and "Job" not in kinds(waiting.to_apply)
-    assert "Deployment" in kinds(waiting.to_apply)
-    assert waiting.waiting_for == "metadata store"
-    assert "PyTorchJob" in kinds(waiting.held_back)
-    ready = plan_children(run, store_ready=True, finished=False)
-    assert kinds(ready.to_apply)[-len(waiting.held_back) :] == kinds(waiting.held_back)
-    assert ready.waiting_for is None
+    plan = plan_children(run, finished=False)
+    assert "PyTorchJob" not in kinds(plan.to_apply) and "Job" not in kinds(plan.to_apply)
+    assert "Deployment" in kinds(plan.to_apply)
+    assert "PyTorchJob" in kinds(plan.gated)
+    assert kinds(plan.rendered)[-len(plan.gated) :] == kinds(plan.gated)
+    redis = next(m for m in plan.to_apply if m["kind"] == "Deployment")
+    assert not plan.store_ready({}), "no store Deployment yet"
+    assert not plan.store_ready({plan.store_deployment: redis})
+    ready = {**redis, "status": {"readyReplicas": 1}}
+    assert plan.store_ready({plan.store_deployment: ready})
 
 
 def test_external_store_is_not_gated_and_has_no_redis() -> None:
@@ -31,26 +33,26 @@ def test_external_store_is_not_gated_and_has_no_redis() -> None:
             "external": {"url": "rediss://r.example:6380/2", "passwordSecretRef": {"name": "r", "key": "pw"}}
         },
     )
-    plan = plan_children(run, store_ready=False, finished=False)
+    plan = plan_children(run, finished=False)
     assert "PyTorchJob" in kinds(plan.to_apply) and "Deployment" not in kinds(plan.to_apply)
+    assert plan.gated == [] and plan.store_ready({}), "nothing waits for an external store"
     assert plan.auth_secret is None
     assert plan.store is not None and plan.store.url == "rediss://r.example:6380/2"
     assert plan.store.password_secret is not None and plan.store.password_secret.key == "pw"
 
 
 def test_finished_run_gets_no_workload_but_may_keep_it() -> None:
-    plan = plan_children(build_run("local_colocated"), store_ready=True, finished=True)
-    assert "Job" not in kinds(plan.to_apply)
+    plan = plan_children(build_run("local_colocated"), finished=True)
+    assert "Job" not in kinds(plan.rendered)
     assert ("batch/v1", "Job", "demo-trainer") in plan.allowed
 
 
 def test_allow_list_follows_the_spec() -> None:
     with_pvc = plan_children(
         build_run("dataflow_colocated", metadataStore={"managed": {"persistence": {"enabled": True}}}),
-        store_ready=True,
         finished=False,
     )
-    without = plan_children(build_run("dataflow_colocated"), store_ready=True, finished=False)
+    without = plan_children(build_run("dataflow_colocated"), finished=False)
     pvc = ("v1", "PersistentVolumeClaim", "demo-redis-data")
     assert pvc in with_pvc.allowed and pvc not in without.allowed
     assert ("v1", "Secret", "demo-redis-auth") in without.allowed
@@ -58,9 +60,9 @@ def test_allow_list_follows_the_spec() -> None:
 
 def test_no_auth_means_no_password_anywhere() -> None:
     run = build_run("dataflow_colocated", metadataStore={"managed": {"auth": {"enabled": False}}})
-    plan = plan_children(run, store_ready=True, finished=False)
+    plan = plan_children(run, finished=False)
     assert plan.auth_secret is None
-    rendered = str(plan.to_apply)
+    rendered = str(plan.rendered)
     assert "SPECFORGE_METADATA_PASSWORD" not in rendered and "requirepass" not in rendered
 
 
@@ -68,7 +70,7 @@ def test_children_need_the_run_uid() -> None:
     run = build_run()
     run.metadata.uid = None
     with pytest.raises(ValueError, match="has no uid"):
-        plan_children(run, store_ready=True, finished=False)
+        plan_children(run, finished=False)
 
 
 def test_the_managed_store_is_placed_where_the_trainers_may_run() -> None:
@@ -76,7 +78,7 @@ def test_the_managed_store_is_placed_where_the_trainers_may_run() -> None:
     run = build_run(
         "dataflow_colocated", trainer={"nodeSelector": {"pool": "gpu"}, "tolerations": [toleration]}
     )
-    plan = plan_children(run, store_ready=True, finished=False)
+    plan = plan_children(run, finished=False)
     (redis,) = [m for m in plan.to_apply if m["kind"] == "Deployment"]
     pod = redis["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"pool": "gpu"}
@@ -94,8 +96,8 @@ def test_storage_classes_and_the_scheduler_reach_the_rendered_objects() -> None:
         metadataStore={"managed": {"persistence": {"enabled": True, "storageClassName": "ssd"}}},
         scheduling={"schedulerName": "volcano"},
     )
-    plan = plan_children(run, store_ready=True, finished=False)
-    manifests = plan.to_apply + plan.held_back
+    plan = plan_children(run, finished=False)
+    manifests = plan.rendered
     claims = {m["metadata"]["name"]: m["spec"] for m in manifests if m["kind"] == "PersistentVolumeClaim"}
     features = next(spec for name, spec in claims.items() if name.endswith("features"))
     assert features == {

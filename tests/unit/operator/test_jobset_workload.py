@@ -193,14 +193,12 @@ def test_the_backend_is_the_reported_one_then_the_specs_then_the_clusters() -> N
 
 def test_the_plan_renders_the_chosen_backend_and_reports_it() -> None:
     run = build_run("disaggregated", producers={"replicas": 2})
-    plan = plan_children(run, store_ready=True, finished=False, default_backend=JOBSET)
+    plan = plan_children(run, finished=False, default_backend=JOBSET)
     assert plan.trainer_key == ("jobset.x-k8s.io/v1alpha2", "JobSet", "demo-trainer")
     assert plan.status_fields() == {"trainerBackend": "jobset"}
-    kinds = [m["kind"] for m in plan.to_apply]
+    kinds = [m["kind"] for m in plan.rendered]
     assert kinds.count("JobSet") == 1 and "Job" in kinds, "producers stay an indexed batch Job"
-    local = plan_children(
-        build_run("local_colocated"), store_ready=True, finished=False, default_backend=JOBSET
-    )
+    local = plan_children(build_run("local_colocated"), finished=False, default_backend=JOBSET)
     assert local.trainer_key[1] == "Job" and local.status_fields() == {}
 
 

@@ -52,7 +52,7 @@ def _pod_template(plan_manifest: dict[str, Any]) -> dict[str, Any]:
 
 def _trainer_template(**spec: Any) -> dict[str, Any]:
     run = build_run("local_colocated", **spec)
-    plan = plan_children(run, store_ready=True, finished=False)
+    plan = plan_children(run, finished=False)
     trainer = next(m for m in plan.to_apply if child_key(m) == plan.trainer_key)
     return _pod_template(trainer)
 
@@ -94,9 +94,9 @@ def test_operator_labels_win_over_pod_labels_of_the_same_key() -> None:
 
 def test_trainer_and_producer_pods_get_a_memory_backed_dev_shm_sized_by_the_pool() -> None:
     run = build_run("disaggregated", producers={"replicas": 1, "sharedMemorySize": "8Gi"})
-    plan = plan_children(run, store_ready=True, finished=False)
+    plan = plan_children(run, finished=False)
     sizes = {}
-    for manifest in plan.to_apply:
+    for manifest in plan.rendered:
         if manifest["kind"] not in ("Job", "PyTorchJob"):
             continue
         pod = _pod_template(manifest)["spec"]
@@ -165,8 +165,8 @@ def test_store_password_is_read_from_a_mounted_config_file_never_from_argv() -> 
 
 def test_managed_store_is_scaled_to_zero_once_the_run_has_finished_and_keeps_its_claim() -> None:
     run = build_run("dataflow_colocated", metadataStore={"managed": {"persistence": {"enabled": True}}})
-    finished = plan_children(run, store_ready=True, finished=True)
-    running = plan_children(run, store_ready=True, finished=False)
+    finished = plan_children(run, finished=True)
+    running = plan_children(run, finished=False)
     for plan, replicas in ((running, 1), (finished, 0)):
         deployment = next(m for m in plan.to_apply if m["kind"] == "Deployment")
         assert deployment["spec"]["replicas"] == replicas
@@ -175,11 +175,7 @@ def test_managed_store_is_scaled_to_zero_once_the_run_has_finished_and_keeps_its
 
 def test_managed_store_admits_only_the_runs_own_pods() -> None:
     run = build_run("dataflow_colocated")
-    policy = next(
-        m
-        for m in plan_children(run, store_ready=False, finished=False).to_apply
-        if m["kind"] == "NetworkPolicy"
-    )
+    policy = next(m for m in plan_children(run, finished=False).to_apply if m["kind"] == "NetworkPolicy")
     assert policy["spec"]["podSelector"]["matchLabels"] == {
         "specforge.io/run": "demo",
         "app.kubernetes.io/component": "metadata-store",

@@ -64,8 +64,8 @@ CASES = {
 
 
 def _render_all(run: SpecForgeRun) -> str:
-    plan = plan_children(run, store_ready=True, finished=False)
-    manifests = list(plan.to_apply)
+    plan = plan_children(run, finished=False)
+    manifests = list(plan.rendered)
     if plan.auth_secret:
         manifests.append(redis_auth_secret(run, "golden-password"))
     return dump_yaml_all(manifests)

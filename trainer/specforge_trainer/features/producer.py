@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from specforge_trainer.control_plane import SampleRef
+from specforge_trainer.control_plane import FeatureSpec, SampleRef
 from specforge_trainer.data.tokenize import TokenizedSample
 from specforge_trainer.features.store import FEATURE_KEYS, FeatureStoreBackend, describe
 from specforge_trainer.models.target import TargetModel
@@ -39,7 +39,7 @@ class FeatureProducer:
         self.samples = samples
         self.store = store
         self.tokenizer_version = getattr(target.tokenizer, "name_or_path", "") or "bundled"
-        self._specs: dict[int, tuple[tuple, int]] = {}
+        self._specs: dict[int, tuple[tuple[FeatureSpec, ...], int]] = {}
 
     def compute(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.samples[index]
@@ -76,7 +76,7 @@ class FeatureProducer:
             tokenizer_version=self.tokenizer_version,
         )
 
-    def _describe_stored(self, index: int) -> tuple[tuple, int]:
+    def _describe_stored(self, index: int) -> tuple[tuple[FeatureSpec, ...], int]:
         tokens, hidden = int(self.samples[index].input_ids.numel()), self.target.hidden_size
         dtype = self.target.model.dtype
         shapes = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -24,6 +25,7 @@ from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
     PretrainedConfig,
+    PreTrainedModel,
 )
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
@@ -33,7 +35,7 @@ BUILTIN_TARGET_SEED = 1234
 BUILTIN_HEAD_SCALE = 6.0
 # Shapes of the built-in target: big enough to have 3 distinct auxiliary layers, small enough that
 # a CPU trains a draft against it in about a minute.
-_BUILTIN_CONFIGS = {
+_BUILTIN_CONFIGS: dict[str, dict[str, Any]] = {
     "tiny-llama": dict(
         hidden_size=128,
         intermediate_size=256,
@@ -78,10 +80,10 @@ class TargetModel:
         version: str,
         aux_layer_ids: tuple[int, int, int] | None = None,
     ) -> None:
-        self.model = model.eval().requires_grad_(False)
+        self.model = cast(PreTrainedModel, model.eval().requires_grad_(False))
         self.tokenizer = tokenizer
         self.version = version
-        config = model.config
+        config = self.model.config
         self.hidden_size: int = config.hidden_size
         self.vocab_size: int = config.vocab_size
         self.num_layers: int = config.num_hidden_layers
@@ -93,7 +95,7 @@ class TargetModel:
 
     @property
     def embedding(self) -> nn.Embedding:
-        return self.model.get_input_embeddings()
+        return cast(nn.Embedding, self.model.get_input_embeddings())
 
     @property
     def lm_head(self) -> nn.Module:
@@ -104,7 +106,8 @@ class TargetModel:
         return next(self.model.parameters()).device
 
     def to(self, device: torch.device) -> TargetModel:
-        self.model.to(device)
+        # transformers wraps PreTrainedModel.to with functools.wraps, which mypy sees as an unbound callable.
+        self.model.to(device)  # type: ignore[arg-type]
         return self
 
     @torch.no_grad()
@@ -195,7 +198,7 @@ def _build_builtin_model(description: TargetDescription) -> TargetModel:
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(BUILTIN_TARGET_SEED)
     try:
-        model = LlamaForCausalLM(description.config)
+        model = LlamaForCausalLM(cast(LlamaConfig, description.config))
     finally:
         torch.random.set_rng_state(generator_state)
     with torch.no_grad():

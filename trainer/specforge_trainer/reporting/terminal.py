@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from specforge_trainer.trainer import StepReport
@@ -22,7 +22,7 @@ class TerminalProgress:
         self.total_steps = total_steps
         self.log_every = log_every
         self._progress: Progress | None = None
-        self._task = None
+        self._task: TaskID | None = None
 
     def on_start(self, restored: Sequence[StepReport]) -> None:
         if restored:

@@ -146,7 +146,7 @@ def main() -> None:
     with DATASET_PATH.open("w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")
-    texts = [turn["content"] for row in rows for turn in row.get("messages", row.get("conversations"))]  # type: ignore[union-attr]
+    texts = [turn["content"] for row in rows for turn in row.get("messages", row.get("conversations"))]  # type: ignore[attr-defined]
     TOKENIZER_DIR.mkdir(exist_ok=True)
     train_tokenizer(texts).save(str(TOKENIZER_DIR / "tokenizer.json"))
     config = {

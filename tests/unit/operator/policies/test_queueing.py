@@ -32,8 +32,8 @@ def test_suspend_ownership(given: tuple, expected: SuspendOwnership) -> None:
 @pytest.mark.parametrize("mode", ["local_colocated", "dataflow_colocated"])
 def test_with_suspend_sets_or_drops_the_flag_of_each_workload_kind(mode: str) -> None:
     run = build_run(mode, scheduling={"queueName": "team-a"})
-    plan = plan_children(run, store_ready=True, finished=False)
-    (rendered,) = [child for child in plan.to_apply if child["kind"] in ("Job", "PyTorchJob")]
+    plan = plan_children(run, finished=False)
+    (rendered,) = [child for child in plan.rendered if child["kind"] in ("Job", "PyTorchJob")]
     path = ["spec", "suspend"] if rendered["kind"] == "Job" else ["spec", "runPolicy", "suspend"]
 
     def flag(manifest: dict) -> object:
