@@ -18,7 +18,7 @@ from pathlib import Path
 
 from specforge_trainer.checkpoint import latest_checkpoint
 from specforge_trainer.control_plane import DataFlowController
-from specforge_trainer.features.store import DirectoryFeatureStore
+from specforge_trainer.features.store import FeatureStoreBackend
 from specforge_trainer.trainer import StepReport
 
 _STEP = re.compile(r"_step_(\d+)$")
@@ -35,7 +35,7 @@ class ReleaseCheckpointedFeatures:
     """A :class:`StepSink` that releases features of acks covered by the newest checkpoint."""
 
     def __init__(
-        self, controller: DataFlowController, store: DirectoryFeatureStore, checkpoint_dir: Path
+        self, controller: DataFlowController, store: FeatureStoreBackend, checkpoint_dir: Path
     ) -> None:
         self.controller = controller
         self.store = store

@@ -221,7 +221,7 @@ class Trainer:
         average_gradients(self.parameters, self.context)
         if self.settings.max_grad_norm > 0:  # after averaging: every rank clips the same gradient
             torch.nn.utils.clip_grad_norm_(self.parameters, self.settings.max_grad_norm)
-        learning_rate = self.scheduler.get_last_lr()[0]
+        learning_rate = float(self.scheduler.get_last_lr()[0])
         self.optimizer.step()
         self.scheduler.step()
         stats = torch.cat(

@@ -31,7 +31,7 @@ class FeatureSpec:
     dtype: str
 
     def __post_init__(self) -> None:
-        if type(self.shape) is list:
+        if isinstance(self.shape, list):  # JSON gives a list
             object.__setattr__(self, "shape", tuple(self.shape))
         if not (
             type(self.name) is str

@@ -49,7 +49,10 @@ class AssistantMarkers:
 def _render(
     tokenizer: PreTrainedTokenizerBase, sample_messages: Sequence[dict[str, Any]], **options: Any
 ) -> str:
-    return tokenizer.apply_chat_template(list(sample_messages), tokenize=False, **options)
+    rendered = tokenizer.apply_chat_template(list(sample_messages), tokenize=False, **options)
+    if not isinstance(rendered, str):
+        raise TypeError(f"the chat template rendered {type(rendered).__name__}, not text")
+    return rendered
 
 
 def assistant_markers(tokenizer: PreTrainedTokenizerBase) -> AssistantMarkers:

@@ -14,6 +14,7 @@ checkpoint's last steps), so the two can be compared.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import mean
@@ -115,6 +116,8 @@ def _prompt_ids(chat: ChatSample, target: TargetModel) -> list[int]:
         tokenize=True,
         return_dict=True,
     )
+    if not isinstance(rendered, Mapping):
+        raise TypeError(f"the chat template returned {type(rendered).__name__}, not token ids")
     return list(rendered["input_ids"])
 
 

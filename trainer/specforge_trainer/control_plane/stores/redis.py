@@ -186,12 +186,12 @@ class RedisMetadataStore(MetadataStore):
                 if name in self._scripts:
                     pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
                 else:
-                    pipe.execute_command(name, *args)
-            return pipe.execute(raise_on_error=False)
+                    pipe.execute_command(name, *args)  # type: ignore[no-untyped-call]
+            return list(pipe.execute(raise_on_error=False))
 
         if not calls:
             return []
-        results = self._retrying(run)
+        results: list[Any] = self._retrying(run)
         if any(isinstance(r, NoScriptError) for r in results):
             self._retrying(self._load_scripts)
             results = self._retrying(run)

@@ -256,6 +256,6 @@ class SQLiteMetadataStore(MetadataStore):
         return self._scalar("SELECT COUNT(*) FROM refs WHERE run_id = ? AND state = 'leased'")
 
 
-def _chunks(items: list, size: int = _CHUNK) -> Iterator[list]:
+def _chunks(items: list[str], size: int = _CHUNK) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
