@@ -62,7 +62,7 @@ MUTATION_DIR := build/mutation
 MUTMUT_ARGS ?= --max-children 2
 
 .PHONY: mutation
-mutation: deps ## Mutation testing (mutmut, fast layer) of policies/, render/, control_plane/, streaming_produce (not in `make test`)
+mutation: deps ## Mutation testing (mutmut, fast layer) of policies/, render/, control_plane/, features/streaming (not in `make test`)
 	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR)
 	cp -R api/specforge_api operator/specforge_operator trainer/specforge_trainer tests examples crds pyproject.toml $(MUTATION_DIR)/
 	find $(MUTATION_DIR) -name __pycache__ -prune -exec rm -rf {} +

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import torch
 from specforge_api import SpecForgeRun, load_run_manifest
+from specforge_trainer.build import build_offline_trainer
 from specforge_trainer.data.chat_jsonl import read_chat_jsonl
 from specforge_trainer.data.held_out import split_held_out
-from specforge_trainer.distributed import ParallelContext
 from specforge_trainer.models.target import describe_target
 from specforge_trainer.resources import builtin_dataset_path
-from specforge_trainer.runtime import build_offline_runtime
 from specforge_trainer.speculative.evaluation import EvalReport, evaluate_run
+from specforge_trainer.train.distributed import ParallelContext
 from transformers import LlamaForCausalLM
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def with_target(run: SpecForgeRun, path: Path) -> SpecForgeRun:
 
 def train_and_evaluate(run: SpecForgeRun, out: Path, prompts: int) -> EvalReport:
     cpu = ParallelContext(rank=0, world_size=1, device=torch.device("cpu"))
-    build_offline_runtime(run, out_dir=out, feature_store_dir=out / "features", context=cpu).train()
+    build_offline_trainer(run, out_dir=out, feature_store_dir=out / "features", context=cpu).train()
     return evaluate_run(run, out, prompts=prompts)
 
 

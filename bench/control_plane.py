@@ -45,8 +45,8 @@ from specforge_trainer.control_plane import (
     RedisMetadataStore,
     SQLiteMetadataStore,
 )
-from specforge_trainer.local_redis import LocalRedisServer
-from specforge_trainer.step_gc import DEFAULT_INTERVAL, StepBoundaryGC
+from specforge_trainer.local.redis_server import LocalRedisServer
+from specforge_trainer.train.step_gc import DEFAULT_INTERVAL, StepBoundaryGC
 
 RUN = "run-a"
 STRICT_REDIS = "redis (fsync always)"

@@ -37,11 +37,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _support.multiprocess_runs import write_dataset, write_manifest
-from specforge_trainer.distributed import ParallelContext
-from specforge_trainer.local_launch import producer_specs
-from specforge_trainer.local_redis import LocalRedisServer
-from specforge_trainer.runtime import build_offline_runtime
-from specforge_trainer.trainer import StepReport
+from specforge_trainer.build import build_offline_trainer
+from specforge_trainer.control_plane import DeploymentMode
+from specforge_trainer.local.launch import producer_specs
+from specforge_trainer.local.redis_server import LocalRedisServer
+from specforge_trainer.train.distributed import ParallelContext
+from specforge_trainer.train.trainer import StepReport
 
 CPU = ParallelContext(rank=0, world_size=1, device=torch.device("cpu"))
 
@@ -89,7 +90,7 @@ def run_colocated(folder: Path, dataset: Path, epochs: int, label: str) -> Measu
         folder, "bench-local", "local_colocated", dataset, epochs=epochs, checkpointInterval=1000
     )
     clock = StepClock()
-    trainer = build_offline_runtime(
+    trainer = build_offline_trainer(
         run, out_dir=folder / label, feature_store_dir=folder / "local-features", context=CPU, sinks=[clock]
     )
     trainer.train()
@@ -122,11 +123,11 @@ def run_disaggregated(
             for proc in procs:
                 proc.wait(timeout=600)
         clock = StepClock()
-        trainer = build_offline_runtime(
+        trainer = build_offline_trainer(
             run,
             out_dir=folder / name,
             feature_store_dir=features,
-            deployment_mode="disaggregated",
+            mode=DeploymentMode.DISAGGREGATED,
             metadata_url=redis_url,
             context=CPU,
             sinks=[clock],

@@ -100,8 +100,8 @@ def child(variant: str, shapes: Shapes) -> dict[str, float]:
         draft_module, objective_module = _old_modules()
         extra: dict[str, object] = {}
     else:
-        from specforge_trainer import objective as objective_module
         from specforge_trainer.models import draft as draft_module
+        from specforge_trainer.train import objective as objective_module
 
         extra = {"num_key_value_heads": shapes.kv_heads, "head_dim": shapes.head_dim}
     from specforge_trainer.models.draft_vocab import DraftVocab

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 from specforge_api import load_run_manifest
-from specforge_trainer.batching import collate_features
-from specforge_trainer.distributed import ParallelContext
+from specforge_trainer.build import build_offline_trainer
 from specforge_trainer.features.producer import feature_key
-from specforge_trainer.objective import eagle3_objective
-from specforge_trainer.runtime import build_offline_runtime
-from specforge_trainer.trainer import StepReport, build_lr_scheduler, build_optimizer
+from specforge_trainer.train.batching import collate_features
+from specforge_trainer.train.distributed import ParallelContext
+from specforge_trainer.train.objective import eagle3_objective
+from specforge_trainer.train.trainer import StepReport, build_lr_scheduler, build_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def trainer_round(manifest: Path, steps: int, workdir: Path, features: Path) -> 
     training = run.spec.training.model_copy(update={"max_steps": steps, "checkpoint_interval": 10**6})
     run = run.model_copy(update={"spec": run.spec.model_copy(update={"training": training})})
     clock = StepClock()
-    trainer = build_offline_runtime(
+    trainer = build_offline_trainer(
         run,
         out_dir=workdir / f"out-{time.monotonic_ns()}",
         feature_store_dir=features,

@@ -6,7 +6,7 @@ import shutil
 from collections.abc import Callable, Iterator
 
 import pytest
-from specforge_trainer.local_redis import LocalRedisServer
+from specforge_trainer.local.redis_server import LocalRedisServer
 
 
 @pytest.fixture

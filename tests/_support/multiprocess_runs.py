@@ -13,7 +13,7 @@ import yaml
 from specforge_api import SpecForgeRun, load_run_manifest
 from specforge_trainer.features.producer import sample_id
 from specforge_trainer.resources import builtin_dataset_path
-from specforge_trainer.schedule import DataSchedule
+from specforge_trainer.train.data_schedule import DataSchedule
 
 #: Small enough that a run's processes start and finish in seconds on 2 cores.
 SMALL_TRAINING = {"epochs": 2, "batchSize": 2, "maxLength": 64, "tttLength": 3, "seed": 3,

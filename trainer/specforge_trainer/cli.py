@@ -25,9 +25,9 @@ from pathlib import Path
 from specforge_api import ManifestError, SpecForgeRun, load_run_manifest
 
 from specforge_trainer.control_plane import DeploymentMode, StoreError
-from specforge_trainer.local_launch import METADATA_URL_ENV
-from specforge_trainer.store_wait import DEFAULT_STORE_WAIT_S, wait_for_redis_store
-from specforge_trainer.supervisor import ProcessFailed
+from specforge_trainer.control_plane.redis_ready import DEFAULT_STORE_WAIT_S, wait_for_redis_store
+from specforge_trainer.local.launch import METADATA_URL_ENV
+from specforge_trainer.local.supervisor import ProcessFailed
 
 EXIT_BAD_INPUT = 2
 EXIT_NOT_LOSSLESS = 3  # `specforge eval`: speculative output differed from the target's greedy output
@@ -120,23 +120,23 @@ def _train(
 ) -> None:
     from specforge_api import FeatureMode
 
-    from specforge_trainer.distributed import init_parallel, shutdown_parallel
+    from specforge_trainer.build import build_offline_trainer, build_online_trainer
     from specforge_trainer.reporting.kubernetes_status import KubernetesProgressReporter
     from specforge_trainer.reporting.metrics_file import MetricsFile
     from specforge_trainer.reporting.terminal import TerminalProgress
-    from specforge_trainer.runtime import build_offline_runtime, build_online_runtime
+    from specforge_trainer.train.distributed import init_parallel, shutdown_parallel
 
     _limit_cpu_threads()
     context = init_parallel()
     try:
         if run.spec.training.feature_mode == FeatureMode.ONLINE:
-            trainer = build_online_runtime(run, out_dir=out, context=context)
+            trainer = build_online_trainer(run, out_dir=out, mode=mode, context=context)
         else:
-            trainer = build_offline_runtime(
+            trainer = build_offline_trainer(
                 run,
                 out_dir=out,
                 feature_store_dir=feature_store,
-                deployment_mode=mode,
+                mode=mode,
                 metadata_db_path=metadata_db_path,
                 metadata_url=metadata_url,
                 context=context,
@@ -144,7 +144,7 @@ def _train(
         if context.is_primary:
             trainer.sinks += [MetricsFile(out), TerminalProgress(trainer.total_steps)]
             if mode is DeploymentMode.DISAGGREGATED:
-                from specforge_trainer.feature_retention import ReleaseCheckpointedFeatures
+                from specforge_trainer.features.retention import ReleaseCheckpointedFeatures
 
                 trainer.sinks.append(
                     ReleaseCheckpointedFeatures(trainer.controller, trainer.ref_source.store, out)
@@ -162,7 +162,7 @@ def _run_command(args: argparse.Namespace) -> None:
     out = args.out or Path("runs") / run.name
     mode = DeploymentMode.parse(run.spec.deployment_mode.value)
     if mode.durable:
-        from specforge_trainer.local_launch import launch_local_run
+        from specforge_trainer.local.launch import launch_local_run
 
         print(f"specforge run: {run.name} ({mode.value}, processes) -> {out}", file=sys.stderr)
         launch_local_run(run, args.manifest, out, metadata_url=os.environ.get(METADATA_URL_ENV) or None)
@@ -204,14 +204,14 @@ def _train_command(args: argparse.Namespace) -> None:
 
 
 def _produce_command(args: argparse.Namespace) -> None:
-    from specforge_trainer.produce import produce_features
+    from specforge_trainer.features.precompute import produce_features
 
     run = load_run_manifest(args.config)
     _limit_cpu_threads()
     metadata_url = os.environ.get(METADATA_URL_ENV) or None
     mode = DeploymentMode.parse(run.spec.deployment_mode.value)
     if mode.durable and metadata_url:
-        _stream_produce(run, args, metadata_url)
+        _stream_produce(run, args, mode, metadata_url)
         return
     result = produce_features(  # no durable store: only fill the feature store for `specforge train`
         run,
@@ -227,13 +227,15 @@ def _produce_command(args: argparse.Namespace) -> None:
     )
 
 
-def _stream_produce(run: SpecForgeRun, args: argparse.Namespace, metadata_url: str) -> None:
+def _stream_produce(
+    run: SpecForgeRun, args: argparse.Namespace, mode: DeploymentMode, metadata_url: str
+) -> None:
     """A producer of a durable run: stream features and refs while the ranks train (backpressured)."""
     from specforge_trainer.control_plane import resolve_control_plane
-    from specforge_trainer.streaming_produce import stream_shard_of_run
+    from specforge_trainer.features.streaming import stream_shard_of_run
 
     wait_for_redis_store(metadata_url, run.name, _store_wait_s())
-    controller, _ = resolve_control_plane(run.spec.deployment_mode.value, run.name, metadata_url=metadata_url)
+    controller, _ = resolve_control_plane(mode, run.name, metadata_url=metadata_url)
     try:
         result = stream_shard_of_run(
             run,

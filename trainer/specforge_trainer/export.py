@@ -22,7 +22,7 @@ from typing import Any, Literal
 import torch
 from safetensors.torch import load_file, save_file
 
-from specforge_trainer.checkpoint import WEIGHTS_FILE
+from specforge_trainer.train.checkpoint import WEIGHTS_FILE
 
 ExportFormat = Literal["sglang", "hf"]
 

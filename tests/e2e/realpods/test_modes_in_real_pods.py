@@ -17,7 +17,7 @@ from e2e.realpods.conftest import RealRuns, kubectl_apply, load_example, newest_
 from specforge_api import DatasetSource, parse_run_manifest
 from specforge_trainer.control_plane.stores.redis import RedisMetadataStore
 from specforge_trainer.resources import builtin_dataset_path
-from specforge_trainer.schedule import DataSchedule
+from specforge_trainer.train.data_schedule import DataSchedule
 
 SHORT = {"epochs": 1, "maxLength": 64, "checkpointInterval": 25}
 # The bundled conversations the examples train on: all but the default held-out ones.

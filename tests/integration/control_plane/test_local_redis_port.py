@@ -7,8 +7,8 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from specforge_trainer import local_redis
-from specforge_trainer.local_redis import LocalRedisServer, PortTaken
+from specforge_trainer.local import redis_server
+from specforge_trainer.local.redis_server import LocalRedisServer, PortTaken
 
 pytestmark = pytest.mark.integration
 
@@ -22,8 +22,8 @@ def taken_port() -> Iterator[int]:
 
 
 def test_a_port_taken_before_redis_binds_it_is_replaced(taken_port, tmp_path, monkeypatch) -> None:
-    picks, real_free_port = iter([taken_port]), local_redis.free_port
-    monkeypatch.setattr(local_redis, "free_port", lambda: next(picks, None) or real_free_port())
+    picks, real_free_port = iter([taken_port]), redis_server.free_port
+    monkeypatch.setattr(redis_server, "free_port", lambda: next(picks, None) or real_free_port())
     with LocalRedisServer(tmp_path / "redis", appendonly=False) as server:
         assert server.port != taken_port
         assert server.url.endswith(f":{server.port}/0")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from specforge_trainer.control_plane import StoreAuthError, StoreUnavailableError
-from specforge_trainer.local_redis import free_port
+from specforge_trainer.local.redis_server import free_port
 
 pytestmark = pytest.mark.integration
 

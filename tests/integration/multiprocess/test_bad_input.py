@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from _support.multiprocess_runs import scheduled_ack_steps, specforge, write_dataset, write_manifest
 from specforge_trainer.control_plane import RedisMetadataStore
-from specforge_trainer.local_redis import free_port
+from specforge_trainer.local.redis_server import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 CONVERSATIONS = 12

@@ -31,9 +31,9 @@ from _support.multiprocess_runs import (
     write_manifest,
 )
 from specforge_trainer.control_plane import RedisMetadataStore
-from specforge_trainer.local_launch import producer_specs, trainer_specs
-from specforge_trainer.local_redis import LocalRedisServer
-from specforge_trainer.supervisor import ProcessSpec, tail
+from specforge_trainer.local.launch import producer_specs, trainer_specs
+from specforge_trainer.local.redis_server import LocalRedisServer
+from specforge_trainer.local.supervisor import ProcessSpec, tail
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 CONVERSATIONS = 24

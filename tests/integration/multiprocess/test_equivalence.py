@@ -20,9 +20,9 @@ from _support.multiprocess_runs import (
     write_dataset,
     write_manifest,
 )
-from specforge_trainer.control_plane import RedisMetadataStore, SQLiteMetadataStore
-from specforge_trainer.distributed import ParallelContext
-from specforge_trainer.runtime import build_offline_runtime
+from specforge_trainer.build import build_offline_trainer
+from specforge_trainer.control_plane import DeploymentMode, RedisMetadataStore, SQLiteMetadataStore
+from specforge_trainer.train.distributed import ParallelContext
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 CONVERSATIONS = 16
@@ -40,11 +40,11 @@ def test_every_mode_gives_the_same_loss_curve_bit_for_bit(tmp_path: Path, redis_
     sqlite_run, _ = write_manifest(tmp_path, "eq-sqlite", "dataflow_colocated", dataset)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # what the CLI's processes use: reductions split differently across threads
-    trainer = build_offline_runtime(
+    trainer = build_offline_trainer(
         sqlite_run,
         out_dir=tmp_path / "sqlite",
         feature_store_dir=tmp_path / "sqlite-features",
-        deployment_mode="dataflow_colocated",
+        mode=DeploymentMode.DATAFLOW_COLOCATED,
         metadata_db_path=tmp_path / "metadata.db",
         context=ParallelContext(rank=0, world_size=1, device=torch.device("cpu")),
     )

@@ -34,7 +34,7 @@ def make_manifest(tmp_path: Path, small_dataset: Path) -> ManifestFactory:
 def cpu_context() -> Any:
     """One rank on the CPU: how the in-process tests run a trainer."""
     import torch
-    from specforge_trainer.distributed import ParallelContext
+    from specforge_trainer.train.distributed import ParallelContext
 
     return ParallelContext(rank=0, world_size=1, device=torch.device("cpu"))
 

@@ -14,8 +14,8 @@ from statistics import mean
 import pytest
 import torch
 from safetensors import safe_open
+from specforge_trainer.build import build_offline_trainer
 from specforge_trainer.models.target import BUILTIN_HEAD_SCALE, build_builtin_target, load_target
-from specforge_trainer.runtime import build_offline_runtime
 from transformers import LlamaConfig, LlamaForCausalLM
 
 pytestmark = pytest.mark.slow
@@ -52,7 +52,7 @@ def test_a_draft_trains_from_a_bf16_target(
     run = run.model_copy(update={"spec": run.spec.model_copy(
         update={"target_model": run.spec.target_model.model_copy(
             update={"builtin": None, "path": str(bf16_target_dir)})})})  # fmt: skip
-    trainer = build_offline_runtime(
+    trainer = build_offline_trainer(
         run, out_dir=tmp_path / "out", feature_store_dir=tmp_path / "features", context=cpu_context
     )
     stored = sorted((tmp_path / "features").glob("*.safetensors"))

@@ -12,11 +12,11 @@ import pytest
 import torch
 from _support.multiprocess_runs import HELD_OUT
 from safetensors.torch import load_file
+from specforge_trainer.build import build_offline_trainer
 from specforge_trainer.cli import EXIT_NOT_LOSSLESS, main
 from specforge_trainer.data.chat_jsonl import read_chat_jsonl
 from specforge_trainer.data.tokenize import tokenize_chats
 from specforge_trainer.models.target import describe_target
-from specforge_trainer.runtime import build_offline_runtime
 from specforge_trainer.speculative import evaluation
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,7 @@ def test_eval_reports_real_speculative_decoding_of_a_trained_draft(
 ) -> None:
     run, manifest = make_manifest("evaluated", epochs=1, tttLength=3, learningRate=3e-3)
     out = tmp_path / "out"
-    reports = build_offline_runtime(
+    reports = build_offline_trainer(
         run, out_dir=out, feature_store_dir=tmp_path / "features", context=cpu_context
     ).train()
     capsys.readouterr()
@@ -55,7 +55,7 @@ def test_training_featurises_exactly_the_conversations_before_the_held_out_ones(
 ) -> None:
     run, _ = make_manifest("split", epochs=1, maxSteps=1)
     features = tmp_path / "features"
-    build_offline_runtime(run, out_dir=tmp_path / "out", feature_store_dir=features, context=cpu_context)
+    build_offline_trainer(run, out_dir=tmp_path / "out", feature_store_dir=features, context=cpu_context)
     chats = read_chat_jsonl(small_dataset).samples
     held_out = evaluation.held_out_chats(run)
     assert (
@@ -74,7 +74,7 @@ def test_eval_fails_when_the_output_is_not_greedys_unless_allowed(
 ) -> None:
     run, manifest = make_manifest("lossy", epochs=1, maxSteps=2, tttLength=3)
     out = tmp_path / "out"
-    build_offline_runtime(
+    build_offline_trainer(
         run, out_dir=out, feature_store_dir=tmp_path / "features", context=cpu_context
     ).train()
     real = evaluation.speculative_decode

@@ -15,8 +15,8 @@ from statistics import mean
 
 import pytest
 from specforge_api import load_run_manifest
+from specforge_trainer.build import build_offline_trainer
 from specforge_trainer.reporting.metrics_file import MetricsFile
-from specforge_trainer.runtime import build_offline_runtime
 
 pytestmark = pytest.mark.slow
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "local-colocated.yaml"
@@ -26,7 +26,7 @@ def test_example_run_learns(tmp_path: Path, cpu_context) -> None:
     run = load_run_manifest(EXAMPLE)
     one_epoch = run.model_copy(update={"spec": run.spec.model_copy(
         update={"training": run.spec.training.model_copy(update={"epochs": 1})})})  # fmt: skip
-    trainer = build_offline_runtime(
+    trainer = build_offline_trainer(
         one_epoch,
         out_dir=tmp_path / "out",
         feature_store_dir=tmp_path / "features",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from specforge_trainer.control_plane import SQLiteMetadataStore
-from specforge_trainer.runtime import build_offline_runtime, build_online_runtime
+from specforge_trainer.build import build_offline_trainer, build_online_trainer
+from specforge_trainer.control_plane import DeploymentMode, SQLiteMetadataStore
 
 pytestmark = pytest.mark.slow
 
@@ -19,17 +19,17 @@ def test_offline_online_and_durable_runs_agree_step_by_step(
     tmp_path: Path, make_manifest, cpu_context
 ) -> None:
     run, _ = make_manifest(maxSteps=8)
-    offline = build_offline_runtime(
+    offline = build_offline_trainer(
         run, out_dir=tmp_path / "offline", feature_store_dir=tmp_path / "f1", context=cpu_context
     )
-    online = build_online_runtime(run, out_dir=tmp_path / "online", context=cpu_context)
+    online = build_online_trainer(run, out_dir=tmp_path / "online", context=cpu_context)
     durable_run, _ = make_manifest(name="durable", mode="dataflow_colocated", maxSteps=8)
     database = tmp_path / "metadata.db"
-    durable = build_offline_runtime(
+    durable = build_offline_trainer(
         durable_run,
         out_dir=tmp_path / "durable",
         feature_store_dir=tmp_path / "f2",
-        deployment_mode="dataflow_colocated",
+        mode=DeploymentMode.DATAFLOW_COLOCATED,
         metadata_db_path=database,
         context=cpu_context,
     )

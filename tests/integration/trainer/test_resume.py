@@ -14,8 +14,8 @@ import pytest
 import torch
 from integration.trainer.conftest import read_metrics
 from safetensors.torch import load_file
-from specforge_trainer.checkpoint import latest_checkpoint
 from specforge_trainer.cli import main
+from specforge_trainer.train.checkpoint import latest_checkpoint
 
 pytestmark = pytest.mark.slow
 STEPS, INTERVAL = 60, 6

@@ -7,14 +7,14 @@ import gc
 from pathlib import Path
 
 import pytest
-from specforge_trainer.runtime import build_offline_runtime
+from specforge_trainer.build import build_offline_trainer
 
 pytestmark = pytest.mark.slow
 
 
 def test_collections_happen_at_step_boundaries_only(tmp_path: Path, make_manifest, cpu_context) -> None:
     run, _ = make_manifest(maxSteps=6)
-    trainer = build_offline_runtime(
+    trainer = build_offline_trainer(
         run, out_dir=tmp_path / "out", feature_store_dir=tmp_path / "f", context=cpu_context
     )
     trainer.settings = dataclasses.replace(trainer.settings, gc_interval=2)

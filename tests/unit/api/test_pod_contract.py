@@ -17,8 +17,8 @@ from specforge_operator.plan import plan_children
 from specforge_operator.render.producers import producer_job
 from specforge_operator.render.store import store_connection
 from specforge_operator.workloads import workload_for
-from specforge_trainer.local_launch import producer_specs, trainer_specs
-from specforge_trainer.local_redis import LocalRedisServer
+from specforge_trainer.local.launch import producer_specs, trainer_specs
+from specforge_trainer.local.redis_server import LocalRedisServer
 from unit.operator.builders import build_run
 
 LOCAL_CLI = [sys.executable, "-m", "specforge_trainer.cli"]

@@ -17,7 +17,7 @@ from specforge_trainer.control_plane import (
 from specforge_trainer.control_plane import controller as controller_module
 from specforge_trainer.control_plane.stores import memory as memory_module
 from specforge_trainer.control_plane.stores import sqlite as sqlite_module
-from specforge_trainer.local_redis import LocalRedisServer
+from specforge_trainer.local.redis_server import LocalRedisServer
 
 
 @pytest.fixture

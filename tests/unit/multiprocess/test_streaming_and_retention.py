@@ -14,16 +14,16 @@ import torch
 from _support.manifests import minimal_run
 from specforge_api import parse_run_manifest
 from specforge_trainer.control_plane import DataFlowController, InMemoryMetadataStore, SampleRef
-from specforge_trainer.feature_retention import ReleaseCheckpointedFeatures, checkpoint_step
 from specforge_trainer.features.producer import sample_id
+from specforge_trainer.features.retention import ReleaseCheckpointedFeatures, checkpoint_step
 from specforge_trainer.features.store import DirectoryFeatureStore
-from specforge_trainer.schedule import DataSchedule
-from specforge_trainer.streaming_produce import (
+from specforge_trainer.features.streaming import (
     StreamingProducer,
     epoch_feature_key,
     produce_streaming,
     scheduled_in_order,
 )
+from specforge_trainer.train.data_schedule import DataSchedule
 
 
 class TinyProducer:

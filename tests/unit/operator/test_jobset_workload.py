@@ -17,7 +17,7 @@ from specforge_operator.render.store import store_connection
 from specforge_operator.workloads import backend_of, cluster_default_backend, workload_for
 from specforge_operator.workloads.base import WorkloadState
 from specforge_operator.workloads.jobset import JobSetWorkload, master_address
-from specforge_trainer.local_launch import trainer_specs
+from specforge_trainer.local.launch import trainer_specs
 from unit.operator.builders import build_run
 
 JOBSET = TrainerBackend.JOBSET

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from specforge_trainer.checkpoint import (
+from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
+from specforge_trainer.models.draft_vocab import build_draft_vocab
+from specforge_trainer.train.checkpoint import (
     checkpoint_folders,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
-from specforge_trainer.models.draft_vocab import build_draft_vocab
 from transformers import LlamaConfig
 
 

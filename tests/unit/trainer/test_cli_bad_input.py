@@ -9,7 +9,7 @@ import pytest
 import yaml
 from _support.manifests import minimal_run
 from specforge_trainer.cli import EXIT_BAD_INPUT, main
-from specforge_trainer.trainer import TrainerSettings
+from specforge_trainer.train.trainer import TrainerSettings
 
 
 def _manifest(tmp_path: Path, **spec: Any) -> Path:
@@ -77,15 +77,12 @@ def test_trainer_settings_refuse_a_zero_unroll(tmp_path: Path) -> None:
         )
 
 
-def test_unknown_deployment_mode_is_refused_by_the_runtime_builder(tmp_path: Path) -> None:
-    import torch
-    from specforge_api import load_run_manifest
-    from specforge_trainer.distributed import ParallelContext
-    from specforge_trainer.runtime import build_offline_runtime
-
-    run = load_run_manifest(_manifest(tmp_path))
-    cpu = ParallelContext(rank=0, world_size=1, device=torch.device("cpu"))
-    with pytest.raises(ValueError, match="hybrid"):
-        build_offline_runtime(
-            run, out_dir=tmp_path, feature_store_dir=tmp_path / "f", deployment_mode="hybrid", context=cpu
-        )
+def test_unknown_deployment_mode_is_refused_at_the_edge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pod's env names the mode; the CLI resolves it once, before anything is built."""
+    monkeypatch.setenv("SPECFORGE_DEPLOYMENT_MODE", "hybrid")
+    argv = ["train", "--config", str(_manifest(tmp_path)), "--out", str(tmp_path / "out")]
+    assert main(argv) == EXIT_BAD_INPUT
+    assert "unknown deployment mode 'hybrid'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from specforge_trainer.batching import collate_features
 from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
 from specforge_trainer.models.draft_vocab import build_draft_vocab
-from specforge_trainer.objective import eagle3_objective
+from specforge_trainer.train.batching import collate_features
+from specforge_trainer.train.objective import eagle3_objective
 
 VOCAB, HIDDEN, TTT = 32, 16, 3
 LENGTHS = [(10, 4), (6, 5)]  # per rank; rank 1's longest (6) is shorter than the global batch's (10)

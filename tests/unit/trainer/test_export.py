@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from specforge_trainer.checkpoint import save_checkpoint
 from specforge_trainer.cli import main
 from specforge_trainer.export import (
     SGLANG_CONFIG_FIELDS,
@@ -27,6 +26,7 @@ from specforge_trainer.export import (
 )
 from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
 from specforge_trainer.models.draft_vocab import build_draft_vocab
+from specforge_trainer.train.checkpoint import save_checkpoint
 
 PINNED_SGLANG_PARAMETERS = {
     "model.fc.weight",

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from specforge_trainer.reporting.kubernetes_status import KubernetesProgressReporter, progress_patch
-from specforge_trainer.trainer import StepReport
+from specforge_trainer.train.trainer import StepReport
 
 
 def _report(step: int) -> StepReport:

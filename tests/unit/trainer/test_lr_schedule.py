@@ -6,7 +6,7 @@ import itertools
 import math
 
 import pytest
-from specforge_trainer.lr_schedule import lr_multiplier
+from specforge_trainer.train.lr_schedule import lr_multiplier
 
 
 def test_warmup_rises_linearly_to_the_peak_then_cosine_decays_to_zero() -> None:

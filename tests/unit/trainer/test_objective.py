@@ -6,7 +6,7 @@ import pytest
 import torch
 from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
 from specforge_trainer.models.draft_vocab import build_draft_vocab
-from specforge_trainer.objective import Eagle3Batch, acceptance_length, eagle3_objective, shift_left
+from specforge_trainer.train.objective import Eagle3Batch, acceptance_length, eagle3_objective, shift_left
 
 VOCAB, HIDDEN = 32, 16
 

@@ -7,9 +7,8 @@ import pytest
 import torch
 from _support.manifests import minimal_run
 from specforge_api import SpecForgeRun
-from specforge_trainer.distributed import ParallelContext
 from specforge_trainer.models.draft import Eagle3DraftModel
-from specforge_trainer.runtime import RunData, build_draft, load_run_data
+from specforge_trainer.run_data import RunData, build_draft, load_run_data
 from specforge_trainer.speculative.decoding import greedy_decode, speculative_decode
 from specforge_trainer.speculative.drafter import ChainDrafter
 from specforge_trainer.speculative.evaluation import (
@@ -19,6 +18,7 @@ from specforge_trainer.speculative.evaluation import (
     position_acceptance,
     stop_token_ids,
 )
+from specforge_trainer.train.distributed import ParallelContext
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import gc
 import weakref
 
 import pytest
-from specforge_trainer.step_gc import StepBoundaryGC
+from specforge_trainer.train.step_gc import StepBoundaryGC
 
 
 class Node:

@@ -4,7 +4,7 @@ Leases by name (a trainer rank follows a deterministic schedule of sample ids), 
 ref already pending or in flight is not queued twice) and ``ack``. What it does not do, on purpose:
 leases do not expire here (a shared store's leases lapse with their holder's heartbeat,
 :mod:`.stores.base`, and a process-local queue dies with its only consumer), and producers are held
-back by their own bound of unacked refs (:mod:`specforge_trainer.streaming_produce`), not by this queue.
+back by their own bound of unacked refs (:mod:`specforge_trainer.features.streaming`), not by this queue.
 """
 
 from __future__ import annotations

@@ -1,1 +1,2 @@
-"""Target features: where they are stored (safetensors) and how they are produced from the target."""
+"""Target features: where they are stored (safetensors), how they are produced from the target (precomputed
+or streamed by producer processes), where a rank's refs come from, and when streamed files are released."""

@@ -225,7 +225,7 @@ class DraftDecoderLayer(nn.Module):
 
 
 class Eagle3DraftModel(nn.Module):
-    """Draft parameters and one TTT step; the unrolled objective lives in :mod:`specforge_trainer.objective`."""
+    """Draft parameters and one TTT step; the unrolled objective lives in :mod:`specforge_trainer.train.objective`."""
 
     t2d: torch.Tensor  # (target_vocab,) bool buffer
     d2t: torch.Tensor  # (draft_vocab,) int64 buffer: target id - draft id

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from specforge_trainer.trainer import StepReport
+from specforge_trainer.train.trainer import StepReport
 
 GROUP, VERSION, PLURAL = "specforge.io", "v1alpha1", "specforgeruns"
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from specforge_trainer.trainer import StepReport
+from specforge_trainer.train.trainer import StepReport
 
 
 class MetricsFile:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from specforge_trainer.trainer import StepReport
+from specforge_trainer.train.trainer import StepReport
 
 
 class TerminalProgress:

@@ -23,17 +23,17 @@ from typing import Any
 import torch
 from specforge_api import SpecForgeRun
 
-from specforge_trainer.checkpoint import latest_checkpoint, load_checkpoint
 from specforge_trainer.data.chat_jsonl import ChatSample, read_chat_jsonl
 from specforge_trainer.data.held_out import split_held_out
 from specforge_trainer.data.tokenize import assistant_markers
-from specforge_trainer.distributed import ParallelContext
 from specforge_trainer.models.target import TargetModel
 from specforge_trainer.preflight import check_eval_prompts
 from specforge_trainer.resources import builtin_dataset_path
-from specforge_trainer.runtime import build_draft, load_run_data
+from specforge_trainer.run_data import build_draft, load_run_data
 from specforge_trainer.speculative.decoding import Decoded, greedy_decode, speculative_decode
 from specforge_trainer.speculative.drafter import ChainDrafter
+from specforge_trainer.train.checkpoint import latest_checkpoint, load_checkpoint
+from specforge_trainer.train.distributed import ParallelContext
 
 SIMULATED_OVER_LAST_STEPS = 10
 

@@ -17,16 +17,21 @@ from typing import Any, Protocol
 
 import torch
 
-from specforge_trainer.batching import collate_features, longest_sample
-from specforge_trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from specforge_trainer.control_plane import DataFlowController, SampleRef, assert_no_tensors
-from specforge_trainer.distributed import ParallelContext, all_reduce_max, all_reduce_sum, average_gradients
-from specforge_trainer.lr_schedule import ScheduleKind, lr_multiplier
+from specforge_trainer.features.ref_sources import RefSource, load_features, step_sample_ids
 from specforge_trainer.models.draft import Eagle3DraftModel
-from specforge_trainer.objective import acceptance_length, eagle3_objective
-from specforge_trainer.ref_sources import RefSource, load_features, step_sample_ids
-from specforge_trainer.schedule import DataSchedule
-from specforge_trainer.step_gc import DEFAULT_INTERVAL, StepBoundaryGC
+from specforge_trainer.train.batching import collate_features, longest_sample
+from specforge_trainer.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from specforge_trainer.train.data_schedule import DataSchedule
+from specforge_trainer.train.distributed import (
+    ParallelContext,
+    all_reduce_max,
+    all_reduce_sum,
+    average_gradients,
+)
+from specforge_trainer.train.lr_schedule import ScheduleKind, lr_multiplier
+from specforge_trainer.train.objective import acceptance_length, eagle3_objective
+from specforge_trainer.train.step_gc import DEFAULT_INTERVAL, StepBoundaryGC
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from specforge_trainer.objective import Eagle3Batch
+from specforge_trainer.train.objective import Eagle3Batch
 
 
 def _pad_stack(tensors: Sequence[torch.Tensor], length: int) -> torch.Tensor:

@@ -1,80 +1,30 @@
-"""Builders that wire a run: target, tokenized data, draft, schedule, feature store, control plane, trainer.
+"""Build a run's :class:`Trainer` from its manifest: target, tokenized data, draft, schedule, feature
+store, control plane, the source of each step's refs.
 
-``build_offline_runtime`` precomputes features into a directory store (each rank a shard, then a
-barrier) and trains from refs; ``build_online_runtime`` runs the target in the loop. Both take the
-``SpecForgeRun`` the operator takes (one definition of the fields, in ``specforge_api``)
-and return a ready :class:`Trainer`; the control plane comes from :func:`resolve_control_plane`.
+``build_offline_trainer`` precomputes features into a directory store (each rank a shard, then a
+barrier) and trains from refs; ``build_online_trainer`` runs the target in the loop. Both take the
+``SpecForgeRun`` the operator takes (one definition of the fields, in ``specforge_api``) and the
+deployment mode the caller resolved once (the CLI, from the manifest and the pod's env); the control
+plane for that mode comes from :func:`resolve_control_plane`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from specforge_api import SpecForgeRun
 
 from specforge_trainer.control_plane import DataFlowController, DeploymentMode, resolve_control_plane
-from specforge_trainer.data.tokenize import TokenizedSample
-from specforge_trainer.data.training_set import load_training_set
-from specforge_trainer.distributed import ParallelContext, barrier, init_parallel
 from specforge_trainer.features.producer import FeatureProducer
+from specforge_trainer.features.ref_sources import OnlineRefs, PrecomputedRefs, ProducerRefs, RefSource
 from specforge_trainer.features.store import DirectoryFeatureStore, MemoryFeatureStore
-from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
-from specforge_trainer.models.draft_vocab import DraftVocab, build_draft_vocab
-from specforge_trainer.models.target import TargetModel, describe_target
-from specforge_trainer.preflight import check_run_fits_target
-from specforge_trainer.ref_sources import OnlineRefs, PrecomputedRefs, ProducerRefs, RefSource
-from specforge_trainer.resources import builtin_dataset_path
-from specforge_trainer.schedule import DataSchedule
-from specforge_trainer.trainer import StepSink, Trainer, TrainerSettings
+from specforge_trainer.run_data import RunData, build_draft, load_run_data
+from specforge_trainer.train.distributed import ParallelContext, barrier, init_parallel
+from specforge_trainer.train.trainer import StepSink, Trainer, TrainerSettings
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class RunData:
-    """What every process of a run derives identically from the manifest."""
-
-    target: TargetModel
-    samples: list[TokenizedSample]
-    schedule: DataSchedule
-
-
-def load_run_data(run: SpecForgeRun, context: ParallelContext) -> RunData:
-    spec = run.spec
-    training = spec.training
-    dataset_path = spec.dataset.path or builtin_dataset_path(spec.dataset.builtin or "")
-    description = describe_target(builtin=spec.target_model.builtin, path=spec.target_model.path)
-    samples = load_training_set(
-        dataset_path,
-        description.tokenizer,
-        max_length=training.max_length,
-        max_bad_fraction=spec.dataset.max_bad_sample_fraction,
-        held_out=spec.dataset.held_out_conversations,
-    )
-    check_run_fits_target(run, description, samples)  # before the weights load and any feature
-    target = description.load().to(context.device)
-    schedule = DataSchedule(len(samples), training.batch_size, context.world_size, training.seed)
-    return RunData(target=target, samples=samples, schedule=schedule)
-
-
-def trained_tokens(samples: Sequence[TokenizedSample]) -> list[torch.Tensor]:
-    """The tokens the draft learns to predict: ``x[t+1]`` wherever ``loss_mask[t]`` is set."""
-    return [sample.input_ids[1:][sample.loss_mask[:-1].bool()] for sample in samples]
-
-
-def build_draft(run: SpecForgeRun, data: RunData) -> Eagle3DraftModel:
-    target = data.target
-    draft_vocab_size = run.spec.training.draft_vocab_size  # checked against the target by preflight
-    vocab: DraftVocab = build_draft_vocab(
-        trained_tokens(data.samples), target_vocab_size=target.vocab_size, draft_vocab_size=draft_vocab_size
-    )
-    config = DraftConfig.for_target(target.model.config, draft_vocab_size=draft_vocab_size)
-    torch.manual_seed(run.spec.training.seed)
-    return Eagle3DraftModel(config, target.embedding, vocab).to(target.device)
 
 
 def trainer_settings(run: SpecForgeRun, checkpoint_dir: Path) -> TrainerSettings:
@@ -137,12 +87,12 @@ def _assemble(
     )
 
 
-def build_offline_runtime(
+def build_offline_trainer(
     run: SpecForgeRun,
     *,
     out_dir: str | Path,
     feature_store_dir: str | Path,
-    deployment_mode: DeploymentMode | str = DeploymentMode.LOCAL_COLOCATED,
+    mode: DeploymentMode = DeploymentMode.LOCAL_COLOCATED,
     metadata_db_path: str | Path | None = None,
     metadata_url: str | None = None,
     context: ParallelContext | None = None,
@@ -150,7 +100,6 @@ def build_offline_runtime(
 ) -> Trainer:
     """Offline training; in ``disaggregated`` mode producer processes supply the features and refs."""
     context = context or init_parallel()
-    mode = DeploymentMode.parse(deployment_mode)
     data = load_run_data(run, context)
     controller, durable_ack = resolve_control_plane(
         mode, run.name, metadata_db_path=metadata_db_path, metadata_url=metadata_url
@@ -166,10 +115,11 @@ def build_offline_runtime(
     return _assemble(run, data, controller, durable_ack, ref_source, Path(out_dir), context, sinks)
 
 
-def build_online_runtime(
+def build_online_trainer(
     run: SpecForgeRun,
     *,
     out_dir: str | Path,
+    mode: DeploymentMode = DeploymentMode.LOCAL_COLOCATED,
     context: ParallelContext | None = None,
     sinks: Sequence[StepSink] = (),
 ) -> Trainer:
@@ -179,7 +129,7 @@ def build_online_runtime(
     # The API admits online features in local_colocated only: every rank produces exactly the refs it
     # trains next. A shared durable store would dedup each sample onto whichever rank's queue claimed it
     # first, so ranks would run different numbers of batches and their all-reduces would not pair up.
-    controller, durable_ack = resolve_control_plane(run.spec.deployment_mode, run.name)
+    controller, durable_ack = resolve_control_plane(mode, run.name)
     producer = FeatureProducer(run.name, data.target, data.samples, MemoryFeatureStore())
     ref_source = OnlineRefs(controller, producer, worker_id=f"online-{context.rank}")
     return _assemble(run, data, controller, durable_ack, ref_source, Path(out_dir), context, sinks)

@@ -15,10 +15,10 @@ import torch
 from specforge_api import SpecForgeRun
 
 from specforge_trainer.control_plane import DataFlowController
-from specforge_trainer.distributed import ParallelContext
 from specforge_trainer.features.producer import FeatureProducer
 from specforge_trainer.features.store import DirectoryFeatureStore
-from specforge_trainer.runtime import load_run_data
+from specforge_trainer.run_data import load_run_data
+from specforge_trainer.train.distributed import ParallelContext
 
 
 @dataclass(frozen=True)

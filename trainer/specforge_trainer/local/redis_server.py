@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from specforge_trainer.supervisor import popen_dying_with_parent
+from specforge_trainer.local.supervisor import popen_dying_with_parent
 
 #: Starts on another free port after a bind failure: redis-server cannot bind port 0 (it means "no TCP")
 #: and report it, so a port found free can be taken by another process before redis binds it.

@@ -29,8 +29,8 @@ from specforge_api.pod_contract import (
     workload_env,
 )
 
-from specforge_trainer.local_redis import LocalRedisServer, free_port
-from specforge_trainer.supervisor import ProcessSpec, Supervisor
+from specforge_trainer.local.redis_server import LocalRedisServer, free_port
+from specforge_trainer.local.supervisor import ProcessSpec, Supervisor
 
 METADATA_URL_ENV = Env.METADATA_URL
 LOCALHOST = "127.0.0.1"

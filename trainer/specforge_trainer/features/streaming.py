@@ -12,7 +12,7 @@ trainer can lease step ``k`` as soon as its features exist instead of after a wh
   repeated anyway is deduplicated), and reuses a features file that already exists instead of
   recomputing it. Refs committed but not yet acked count against the bound again.
 * **Files per (epoch, sample).** Each ref has its own features file, so retention
-  (:mod:`specforge_trainer.feature_retention`) can delete an epoch's file once its ack is covered by a
+  (:mod:`specforge_trainer.features.retention`) can delete an epoch's file once its ack is covered by a
   checkpoint without racing a later epoch's ref to the same sample. The tensors are identical across
   epochs (the target is deterministic), so the loss curve is the same as with one file per sample.
 """
@@ -31,7 +31,7 @@ from specforge_api import SpecForgeRun
 from specforge_trainer.control_plane import DataFlowController, SampleRef
 from specforge_trainer.features.producer import FeatureProducer
 from specforge_trainer.features.store import DirectoryFeatureStore
-from specforge_trainer.schedule import DataSchedule
+from specforge_trainer.train.data_schedule import DataSchedule
 
 DEFAULT_MAX_UNACKED_REFS = 64
 
@@ -178,8 +178,8 @@ def stream_shard_of_run(
     """What a producer process runs: load the target and data, then stream its shard."""
     import torch
 
-    from specforge_trainer.distributed import ParallelContext
-    from specforge_trainer.runtime import load_run_data
+    from specforge_trainer.run_data import load_run_data
+    from specforge_trainer.train.distributed import ParallelContext
 
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     data = load_run_data(run, ParallelContext(rank=0, world_size=1, device=device))

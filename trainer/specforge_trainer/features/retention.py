@@ -6,7 +6,7 @@ retrained, which needs the file. So the policy runs as a step sink on rank 0: wh
 checkpoint appears, it deletes the files of every ref acked at or before the checkpoint's step.
 
 It applies to streamed features (one file per (epoch, sample), see
-:mod:`specforge_trainer.streaming_produce`), where no later ref shares the file. Precomputed features
+:mod:`specforge_trainer.features.streaming`), where no later ref shares the file. Precomputed features
 (one file per sample, read again by every epoch) are the dataset's cache and are never released.
 """
 
@@ -16,10 +16,10 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from specforge_trainer.checkpoint import latest_checkpoint
 from specforge_trainer.control_plane import DataFlowController
 from specforge_trainer.features.store import FeatureStoreBackend
-from specforge_trainer.trainer import StepReport
+from specforge_trainer.train.checkpoint import latest_checkpoint
+from specforge_trainer.train.trainer import StepReport
 
 _STEP = re.compile(r"_step_(\d+)$")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from specforge_trainer.schedule import DataSchedule
+from specforge_trainer.train.data_schedule import DataSchedule
 
 
 def test_same_seed_same_order_and_epochs_differ() -> None:

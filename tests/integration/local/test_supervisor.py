@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from specforge_trainer.supervisor import ProcessFailed, ProcessSpec, Supervisor
+from specforge_trainer.local.supervisor import ProcessFailed, ProcessSpec, Supervisor
 
 pytestmark = pytest.mark.integration
 PY = sys.executable
@@ -101,8 +101,8 @@ def test_children_do_not_outlive_a_supervisor_killed_with_sigkill(tmp_path):
     pids_file = tmp_path / "pids"
     supervisor_code = (
         "import sys, time\n"
-        "from specforge_trainer.supervisor import ProcessSpec, Supervisor\n"
-        "from specforge_trainer.local_redis import LocalRedisServer\n"
+        "from specforge_trainer.local.supervisor import ProcessSpec, Supervisor\n"
+        "from specforge_trainer.local.redis_server import LocalRedisServer\n"
         f"sup = Supervisor({str(tmp_path / 'logs')!r})\n"
         "redis = LocalRedisServer(" + repr(str(tmp_path / "redis")) + ").start()\n"
         "procs = [sup.start(ProcessSpec(f'rank{i}', [sys.executable, '-c', 'import time; time.sleep(120)']))"
