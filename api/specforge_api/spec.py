@@ -254,6 +254,13 @@ class ManagedRedis(PodOverrides):
         default_factory=RedisPersistence, description="Persistence settings."
     )
     auth: RedisAuth = Field(default_factory=RedisAuth, description="Authentication settings.")
+    keep_after_run: bool = Field(
+        default=False,
+        description=(
+            "Keep Redis running after the run has finished, to inspect its refs and acks. By default it is "
+            "scaled to zero once the run and its producers are done (with persistence, its claim stays)."
+        ),
+    )
 
 
 class ExternalRedis(ApiModel):

@@ -70,16 +70,23 @@ class ChildrenPlan:
 
 
 def plan_children(
-    run: SpecForgeRun, *, finished: bool, default_backend: TrainerBackend = TrainerBackend.PYTORCHJOB
+    run: SpecForgeRun,
+    *,
+    finished: bool,
+    producers_active: bool = False,
+    default_backend: TrainerBackend = TrainerBackend.PYTORCHJOB,
 ) -> ChildrenPlan:
-    """``default_backend``: for a run that names none and reported none yet (the cluster's, read at start-up)."""
+    """``default_backend``: for a run that names none and reported none yet (the cluster's, read at start-up).
+    ``producers_active``: a producer pod still runs (a replacement finishing after the trainers did); the
+    managed store keeps its replica until it is done, as the producer commits through it."""
     names = ChildNames(run.name)
     store = store_connection(run)
     base = [run_config_map(run), *progress_rbac(run), *storage_claims(run)]
     auth_secret = None
     store_deployment = None
     if store is not None and store.managed is not None:
-        base += managed_redis_manifests(run, store.managed, finished=finished)
+        release_store = finished and not producers_active and not store.managed.keep_after_run
+        base += managed_redis_manifests(run, store.managed, released=release_store)
         store_deployment = ("apps/v1", "Deployment", names.redis)
         if store.managed.auth.enabled:
             auth_secret = names.redis_auth

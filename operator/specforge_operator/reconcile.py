@@ -129,7 +129,10 @@ class Reconciler:
 
     def _reconcile_locked(self, run: SpecForgeRun) -> ReconcileResult:
         finished = bool(run.status and run.status.phase and run.status.phase.is_finished)
-        plan = plan_children(run, finished=finished, default_backend=self._default_backend)
+        producers_active = finished and self._producers_active(run)
+        plan = plan_children(
+            run, finished=finished, producers_active=producers_active, default_backend=self._default_backend
+        )
         leftover_ranks = self._leftover_ranks(run) if plan.workload.gang_restarts else 0
         served = self._kube.serves(plan.workload.api_version, plan.workload.kind)
         # A gang restart starts no rank while any rank of the failed workload remains; an API the cluster
@@ -187,6 +190,13 @@ class Reconciler:
             return 0
         selector = f"{RUN_LABEL}={run.name},{COMPONENT_LABEL}=trainer"
         return len(self._kube.list("v1", "Pod", run.namespace, selector))
+
+    def _producers_active(self, run: SpecForgeRun) -> bool:
+        """A pod of the run's producer Job still runs (its status says so; the Job may be gone)."""
+        if run.spec.producers is None:
+            return False
+        job = self._kube.get("batch/v1", "Job", run.namespace, ChildNames(run.name).producers)
+        return bool(job and (job.get("status") or {}).get("active"))
 
     @staticmethod
     def _without_trainer_workload(plan: ChildrenPlan) -> ChildrenPlan:

@@ -91,9 +91,9 @@ def redis_auth_secret(run: SpecForgeRun, password: str) -> dict[str, Any]:
 
 
 def managed_redis_manifests(
-    run: SpecForgeRun, redis: ManagedRedis, *, finished: bool
+    run: SpecForgeRun, redis: ManagedRedis, *, released: bool
 ) -> list[dict[str, Any]]:
-    """PVC (with persistence), Deployment (no replica once the run has finished), Service and
+    """PVC (with persistence), Deployment (no replica once ``released``: the run is done with it), Service and
     NetworkPolicy; the Secret is handled by :func:`redis_auth_secret`."""
     names = ChildNames(run.name)
     manifests = []
@@ -112,7 +112,7 @@ def managed_redis_manifests(
                 "spec": pvc_spec,
             }
         )
-    manifests.append(_redis_deployment(run, redis, replicas=0 if finished else 1))
+    manifests.append(_redis_deployment(run, redis, replicas=0 if released else 1))
     manifests.append(
         {
             "apiVersion": "v1",

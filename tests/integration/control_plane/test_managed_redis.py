@@ -28,7 +28,7 @@ def rendered_redis_options(example: str, secret_dir: Path) -> list[str]:
     managed = run.spec.metadata_store.managed
     assert managed is not None, f"{example} should use a managed Redis"
     (deployment,) = [
-        m for m in managed_redis_manifests(run, managed, finished=False) if m["kind"] == "Deployment"
+        m for m in managed_redis_manifests(run, managed, released=False) if m["kind"] == "Deployment"
     ]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["redis-server"]

@@ -122,7 +122,7 @@ def _redis_deployment(managed: dict[str, Any], **spec: Any) -> dict[str, Any]:
     run = build_run("dataflow_colocated", metadataStore={"managed": managed}, **spec)
     connection = store_connection(run)
     assert connection is not None and connection.managed is not None
-    manifests = managed_redis_manifests(run, connection.managed, finished=False)
+    manifests = managed_redis_manifests(run, connection.managed, released=False)
     return next(m for m in manifests if m["kind"] == "Deployment")
 
 
@@ -171,6 +171,22 @@ def test_managed_store_is_scaled_to_zero_once_the_run_has_finished_and_keeps_its
         deployment = next(m for m in plan.to_apply if m["kind"] == "Deployment")
         assert deployment["spec"]["replicas"] == replicas
         assert ("v1", "PersistentVolumeClaim", "demo-redis-data") in {child_key(m) for m in plan.to_apply}
+
+
+def test_managed_store_keeps_its_replica_while_a_producer_still_runs_after_the_run_finished() -> None:
+    # A replacement producer finishing after the trainers did still commits through the store.
+    run = build_run("disaggregated")
+    plan = plan_children(run, finished=True, producers_active=True)
+    deployment = next(m for m in plan.to_apply if m["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert "Job" not in {m["kind"] for m in plan.rendered}
+
+
+def test_managed_store_kept_after_the_run_when_asked() -> None:
+    run = build_run("dataflow_colocated", metadataStore={"managed": {"keepAfterRun": True}})
+    plan = plan_children(run, finished=True)
+    deployment = next(m for m in plan.to_apply if m["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 1
 
 
 def test_managed_store_admits_only_the_runs_own_pods() -> None:
