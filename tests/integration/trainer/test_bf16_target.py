@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from specforge_trainer.build import build_offline_trainer
-from specforge_trainer.models.target import BUILTIN_HEAD_SCALE, build_builtin_target, load_target
+from specforge_trainer.models.target import BUILTIN_HEAD_SCALE, describe_target
 from transformers import LlamaConfig, LlamaForCausalLM
 
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def bf16_target_dir(tmp_path: Path) -> Path:
-    tokenizer = build_builtin_target("tiny-llama").tokenizer
+    tokenizer = describe_target(builtin="tiny-llama").tokenizer
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=5,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                          initializer_range=0.05, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
@@ -39,7 +39,7 @@ def bf16_target_dir(tmp_path: Path) -> Path:
 
 
 def test_the_target_loads_in_its_own_dtype(bf16_target_dir: Path) -> None:
-    target = load_target(path=bf16_target_dir)
+    target = describe_target(path=bf16_target_dir).load()
     assert target.model.dtype == torch.bfloat16
     features = target.extract_features(torch.tensor([1, 5, 9, 12]))
     assert features.aux_hidden_states.dtype == features.target_hidden.dtype == torch.bfloat16

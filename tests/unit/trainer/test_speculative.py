@@ -132,5 +132,6 @@ def test_a_mismatch_is_located_with_the_targets_top2_margin(built) -> None:
     assert (mismatch.prompt, mismatch.position) == (7, 3)
     assert (mismatch.greedy_token, mismatch.speculative_token) == (greedy[3], greedy[3] + 1)
     features = data.target.extract_features(torch.tensor(prompt + greedy[:3]))
-    best = data.target.logits_from_hidden(features.target_hidden)[-1].topk(2).values
+    with torch.no_grad():
+        best = data.target.lm_head(features.target_hidden)[-1].topk(2).values
     assert mismatch.top2_logit_margin == pytest.approx(float(best[0] - best[1]), rel=1e-4)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from specforge_trainer.models.target import build_builtin_target, default_aux_layer_ids, load_target
+from specforge_trainer.models.target import default_aux_layer_ids, describe_target
 
 
 def test_default_aux_layers_follow_eagle3() -> None:
@@ -16,7 +16,7 @@ def test_default_aux_layers_follow_eagle3() -> None:
 
 
 def test_builtin_target_is_reproducible_and_frozen() -> None:
-    first, second = build_builtin_target("tiny-llama"), build_builtin_target("tiny-llama")
+    first, second = describe_target(builtin="tiny-llama").load(), describe_target(builtin="tiny-llama").load()
     ids = torch.tensor([1, 4, 20, 30, 40])
     a, b = first.extract_features(ids), second.extract_features(ids)
     assert torch.equal(a.aux_hidden_states, b.aux_hidden_states)
@@ -26,10 +26,10 @@ def test_builtin_target_is_reproducible_and_frozen() -> None:
 
 
 def test_a_local_hf_directory_loads_to_the_same_features(tmp_path: Path) -> None:
-    builtin = build_builtin_target("tiny-llama")
+    builtin = describe_target(builtin="tiny-llama").load()
     builtin.model.save_pretrained(tmp_path / "model")
     builtin.tokenizer.save_pretrained(tmp_path / "model")
-    loaded = load_target(path=tmp_path / "model")
+    loaded = describe_target(path=tmp_path / "model").load()
     ids = torch.tensor([1, 4, 20, 30])
     assert torch.equal(
         loaded.extract_features(ids).target_hidden, builtin.extract_features(ids).target_hidden
@@ -38,8 +38,8 @@ def test_a_local_hf_directory_loads_to_the_same_features(tmp_path: Path) -> None
 
 def test_bad_target_sources(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"has no config\.json"):
-        load_target(path=tmp_path)
+        describe_target(path=tmp_path)
     with pytest.raises(ValueError, match="exactly one of"):
-        load_target()
+        describe_target()
     with pytest.raises(ValueError, match="unknown built-in target 'huge'"):
-        load_target(builtin="huge")
+        describe_target(builtin="huge")

@@ -129,10 +129,6 @@ class TargetModel:
         # hidden_states[0] is the embedding output, so decoder layer k's output is index k + 1.
         return torch.cat([hidden_states[layer + 1] for layer in self.aux_layer_ids], dim=-1)
 
-    @torch.no_grad()
-    def logits_from_hidden(self, target_hidden: torch.Tensor) -> torch.Tensor:
-        return self.lm_head(target_hidden)
-
 
 def _rope_theta(config: object) -> float:
     theta = getattr(config, "rope_theta", None)
@@ -226,12 +222,3 @@ def describe_target(*, builtin: str | None = None, path: str | Path | None = Non
     if (builtin is None) == (path is None):
         raise ValueError("exactly one of a built-in target name or a target model path must be given")
     return _describe_builtin(builtin) if builtin is not None else _describe_directory(path)  # type: ignore[arg-type]
-
-
-def build_builtin_target(name: str) -> TargetModel:
-    """The built-in target: random Llama weights from a fixed seed, the bundled tokenizer."""
-    return _describe_builtin(name).load()
-
-
-def load_target(*, builtin: str | None = None, path: str | Path | None = None) -> TargetModel:
-    return describe_target(builtin=builtin, path=path).load()
