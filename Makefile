@@ -44,9 +44,23 @@ demo: deps ## Main job: train a draft model locally on the built-in target and b
 .PHONY: test
 # The three slow preparations overlap (pip downloads, the Go build, buildah's image builds): on a cold
 # machine that is most of the wall time. The real-pod tests import the built images into their node.
-test: system-deps ## Run every test layer: unit, integration (real Redis), e2e (real API server, real pods)
-	$(MAKE) -j3 --no-print-directory deps cluster-binaries images-build
-	SPECFORGE_REQUIRE_REAL_NODE=$${SPECFORGE_REQUIRE_REAL_NODE:-1} $(BIN)/pytest $(PYTEST_ARGS)
+# Each preparation and test is timed (build/timings/), and the run ends with where the time went.
+TIMINGS_DIR := $(CURDIR)/build/timings
+test: ## Run every test layer: unit, integration (real Redis), e2e (real API server, real pods)
+	@rm -rf $(TIMINGS_DIR) && mkdir -p $(TIMINGS_DIR) && date +%s >$(TIMINGS_DIR)/wall
+	SPECFORGE_TIMINGS_DIR=$(TIMINGS_DIR) hack/timed.sh system-deps $(MAKE) --no-print-directory system-deps
+	SPECFORGE_TIMINGS_DIR=$(TIMINGS_DIR) $(MAKE) -j3 --no-print-directory timed-deps timed-cluster-binaries timed-images-build \
+		|| { python3 hack/test_timings.py $(TIMINGS_DIR); exit 1; }
+	SPECFORGE_TIMINGS_DIR=$(TIMINGS_DIR) SPECFORGE_REQUIRE_REAL_NODE=$${SPECFORGE_REQUIRE_REAL_NODE:-1} \
+		$(BIN)/pytest $(PYTEST_ARGS); status=$$?; python3 hack/test_timings.py $(TIMINGS_DIR); exit $$status
+
+# timed-TARGET: make TARGET, recording its wall time for `make test`'s summary.
+timed-%:
+	@hack/timed.sh $* $(MAKE) --no-print-directory $*
+
+.PHONY: test-cold
+test-cold: ## `make test` from nothing: a fresh clone of HEAD with an empty HOME (no pip, Go, image or venv cache)
+	hack/test-cold.sh
 
 .PHONY: test-fast
 test-fast: deps ## Run the fast layer only (pure logic, no services, no slow training)
@@ -71,7 +85,8 @@ mutation: deps ## Mutation testing (mutmut, fast layer) of policies/, render/, c
 	@echo "survivors: cd $(MUTATION_DIR) && $(CURDIR)/$(BIN)/mutmut results; one of them: mutmut show NAME"
 
 .PHONY: lint
-lint: deps ## ruff, import layering (import-linter), mypy and hadolint
+lint: deps ## ruff, import layering (import-linter), mypy, hadolint and the shell pipeline lint
+	python3 hack/lint_pipelines.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports

@@ -37,8 +37,30 @@ source "$HACK_DIR/lib/real-node.sh"
 
 kwokctl() { "$BIN_DIR/kwokctl" --name "$CLUSTER_NAME" "$@"; }
 
+# up_failed STATUS: `up` stopped at $UP_COMPONENT. Say so in one line naming its log, keep the logs
+# (the cluster's directory goes with the cluster), and stop everything this cluster started.
+up_failed() {
+  local status=$1 kept log dir rel
+  trap - EXIT
+  kept="$STATE_ROOT/failed-up/$CLUSTER_NAME-$(date +%Y%m%d-%H%M%S)"
+  for dir in "$CLUSTER_DIR/logs" "$NODE_DIR/logs" "$OPERATOR_DIR" "$JOBSET_DIR"; do
+    [ -d "$dir" ] || continue
+    rel=${dir#"$CLUSTER_DIR"/}
+    mkdir -p "$kept/$(dirname "$rel")"
+    cp -r "$dir" "$kept/$rel" 2>/dev/null || true
+  done
+  log=${UP_LOG:-}
+  [[ "$log" != "$CLUSTER_DIR"/* ]] || log="$kept/${log#"$CLUSTER_DIR"/}"
+  cluster_down >"$kept/teardown.log" 2>&1 || echo "warning: teardown failed too: $kept/teardown.log" >&2
+  echo "error: cluster '$CLUSTER_NAME' did not come up: ${UP_COMPONENT:-cluster.sh} failed (exit $status)," \
+    "log: ${log:-the output above}; everything the cluster started is stopped" >&2
+  exit "$status"
+}
+
 cluster_up() {
   local started=$SECONDS
+  trap 'up_failed $?' EXIT
+  starting "control-plane binaries" "$KEY_DIR/logs"
   "$HACK_DIR/build-binaries.sh" >/dev/null
   export KWOK_KUBECTL_BINARY="$BIN_DIR/kubectl"
   mkdir -p "$CLUSTER_DIR"
@@ -56,21 +78,31 @@ cluster_up() {
     fi
     write_loopback_config "$CLUSTER_DIR/loopback.yaml" "$host_ip"
   fi
+  starting "control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)" "$CLUSTER_DIR/logs"
   kwokctl create cluster --runtime binary --kubeconfig "" --quiet-pull \
     --secure-port=true --kube-authorization=true --kube-admission=true \
     --etcd-binary "$BIN_DIR/etcd" --kube-apiserver-binary "$BIN_DIR/kube-apiserver" \
     --kube-controller-manager-binary "$BIN_DIR/kube-controller-manager" \
     --kube-scheduler-binary "$BIN_DIR/kube-scheduler" --kwok-controller-binary "$BIN_DIR/kwok" \
     --config "$CLUSTER_DIR/loopback.yaml" --config "$HACK_DIR/kwok/stages.yaml" --wait 120s >&2
+  starting "KWOK nodes" "$CLUSTER_DIR/logs/kwok-controller.log"
   kc apply -f "$HACK_DIR/kwok/nodes.yaml" >/dev/null
   # The taint steers untolerating pods to the real node; without one it would only leave them Pending.
   if ! has_real_node; then kc taint nodes -l type=kwok "$KWOK_TAINT_KEY-" >/dev/null 2>&1 || true; fi
   kc wait --for=condition=Ready node -l type=kwok --timeout=60s >/dev/null
   # Every cluster has a default StorageClass: a run's claims bind on KWOK nodes too (their helper pods
   # are completed by a KWOK stage), with or without the real node.
-  if has_real_node; then real_node_up; else start_local_path; fi
+  if has_real_node; then
+    real_node_up
+  else
+    starting local-path-provisioner "$NODE_DIR/logs/local-path-provisioner.log"
+    start_local_path
+  fi
+  starting training-operator "$OPERATOR_DIR/training-operator.log"
   start_training_operator
+  starting jobset-controller "$JOBSET_DIR/jobset.log"
   start_jobset
+  trap - EXIT
   echo "cluster '$CLUSTER_NAME' is up in $((SECONDS - started)) s; logs under $CLUSTER_DIR/logs and $OPERATOR_DIR" >&2
   echo "export KUBECONFIG=$CLUSTER_KUBECONFIG"
 }

@@ -43,7 +43,8 @@ for entry in ${E2E_IMAGES:-}; do
   images+=("${entry%%=*}")
 done
 
-kind get clusters | grep -qx "$CLUSTER" || kind create cluster --config "$HACK_DIR/kind-config.yaml" --wait 120s
+clusters=$(kind get clusters)
+grep -qx "$CLUSTER" <<<"$clusters" || kind create cluster --config "$HACK_DIR/kind-config.yaml" --wait 120s
 kind export kubeconfig --name "$CLUSTER"
 [ "${KEEP_CLUSTER:-0}" = 1 ] || trap 'kind delete cluster --name "$CLUSTER"' EXIT
 

@@ -124,7 +124,7 @@ debian_mirror() {
       grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | sed 's/^URIs:[[:space:]]*//' | tr ' ' '\n'
       grep -hs '^deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
         | sed 's/\[[^]]*\]//' | awk '{ print $2 }'
-    } | grep -E '^https?://.*/debian/?$' | head -n 1
+    } | grep -E '^https?://.*/debian/?$' | sed -n 1p
   ) || true
   echo "${DEBIAN_MIRROR:-${uri:-http://deb.debian.org/debian}}"
 }
@@ -287,7 +287,7 @@ containerd_up() { [ -S "$CONTAINERD_SOCK" ] && ctr --address "$CONTAINERD_SOCK" 
 # The config digest of IMAGE in containerd (sha256:...), empty when it has no such image.
 containerd_config_digest() {
   local target
-  target=$(ctr_ images ls "name==$1" 2>/dev/null | awk 'NR > 1 { print $3; exit }')
+  target=$(ctr_ images ls "name==$1" 2>/dev/null | awk 'NR == 2 { print $3 }')
   [ -n "$target" ] || return 0
   ctr_ content get "$target" 2>/dev/null | python3 -c '
 import json, sys
@@ -360,7 +360,7 @@ echo "images ($(awk -v ns="$(($(now) - total_start))" 'BEGIN { printf "%.1f s", 
 for line in "${SUMMARY[@]}"; do echo "  $line"; done
 for name in "${selected[@]}"; do
   image=$(image_name "$name")
-  size=$(buildah images --format '{{.Size}}' "$image" 2>/dev/null | head -n 1) || true
+  size=$(buildah images --format '{{.Size}}' "$image" 2>/dev/null | sed -n 1p) || true
   printf '  %-9s %-52s %s\n' "$name" "$image" "${size:-not built}"
 done
 if [ "$imported" = 0 ] && [ "$mode" != build ]; then

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from specforge_trainer.local.redis_server import LocalRedisServer
 
+pytest_plugins = ["_support.timings"]
+
 
 @pytest.fixture
 def redis_server_factory(

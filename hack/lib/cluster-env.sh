@@ -16,6 +16,11 @@ CLUSTER_KUBECONFIG="$CLUSTER_DIR/kubeconfig.yaml"
 OPERATOR_DIR="$CLUSTER_DIR/training-operator"
 JOBSET_DIR="$CLUSTER_DIR/jobset"
 
+# starting COMPONENT LOG: what `cluster.sh up` is starting now and where that component logs, so a
+# failure can name both (cluster.sh's failure handler reads these).
+UP_COMPONENT="" UP_LOG=""
+starting() { UP_COMPONENT=$1 UP_LOG=$2; }
+
 # kubectl against this cluster, whatever KUBECONFIG the caller has.
 kc() { "$BIN_DIR/kubectl" --kubeconfig "$CLUSTER_KUBECONFIG" "$@"; }
 

@@ -223,7 +223,13 @@ start_containerd() {
   wait_until 30 "containerd did not start" containerd containerd_ready
 }
 
-image_present() { ctr_k8s images ls -q 2>/dev/null | grep -qxF "$1"; }
+# image_present NAME: containerd holds an image of exactly that name. The listing is captured whole
+# before it is searched: `ctr ... | grep -q` under pipefail fails when grep's early exit kills ctr.
+image_present() {
+  local names
+  names=$(ctr_k8s images ls -q 2>/dev/null) || return 1
+  grep -qxF -- "$1" <<<"$names"
+}
 
 # import_image ARCHIVE: load a docker-archive (or OCI archive) into the node's containerd, unpacked.
 import_image() { ctr_k8s images import "$1" >/dev/null; }
@@ -504,13 +510,20 @@ real_node_up() {
     return 0
   fi
   ip=$(cat "$NODE_DIR/host-ip")
+  local logs="$NODE_DIR/logs"
+  starting containerd "$logs/containerd.log"
   start_containerd
+  starting "pause image" "$logs/containerd.log"
   ensure_pause_image
+  starting kubelet "$logs/kubelet.log"
   start_kubelet "$ip"
   wait_until 90 "node $REAL_NODE_NAME did not become Ready" kubelet node_ready
   advertise_gpus
+  starting kube-proxy "$logs/kube-proxy.log"
   start_kube_proxy
+  starting coredns "$logs/coredns.log"
   start_coredns "$ip"
+  starting local-path-provisioner "$logs/local-path-provisioner.log"
   start_local_path
   image_present "$BASE_IMAGE" || echo "note: $BASE_IMAGE is not in the node's containerd yet: local-path helper pods on $REAL_NODE_NAME wait for it" >&2
 }
@@ -580,11 +593,12 @@ cleanup_kubelet_chains() {
 
 # stop_shims: containerd-shim processes serving our containerd (they outlive containerd itself).
 stop_shims() {
-  local pids=() cmdline pid
+  local pids=() cmdline pid args
   for cmdline in /proc/[0-9]*/cmdline; do
     pid=${cmdline#/proc/}
     pid=${pid%/cmdline}
-    tr '\0' ' ' 2>/dev/null <"$cmdline" | grep -q "containerd-shim.* -address $CONTAINERD_SOCK " && pids+=("$pid")
+    args=$(tr '\0' ' ' 2>/dev/null <"$cmdline") || continue
+    [[ "$args" == *containerd-shim*" -address $CONTAINERD_SOCK "* ]] && pids+=("$pid")
   done
   [ ${#pids[@]} -gt 0 ] || return 0
   kill "${pids[@]}" 2>/dev/null || true

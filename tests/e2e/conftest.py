@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from _support.timings import timed_preparation
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
@@ -173,7 +174,8 @@ def kubeconfig(cluster_bin_dir: Path) -> Iterator[str]:
             "(a cold build takes a quarter of an hour, longer than a test may run), or set KUBECONFIG"
         )
     env = {**os.environ, "SPECFORGE_CLUSTER_NAME": f"pytest-{os.getpid()}"}
-    path = _kubeconfig_from_up_output(_run_cluster_script("up", env=env))
+    with timed_preparation("test cluster up (hack/cluster.sh)"):
+        path = _kubeconfig_from_up_output(_run_cluster_script("up", env=env))
     os.environ["KUBECONFIG"] = path
     try:
         yield path
