@@ -42,7 +42,8 @@ def shell_files(root: Path = REPO_ROOT) -> list[Path]:
 
 def _has_shell_shebang(path: Path) -> bool:
     try:
-        first = path.open("rb").readline()
+        with path.open("rb") as handle:
+            first = handle.readline()
     except OSError:
         return False
     return first.startswith(b"#!") and (b"bash" in first or b"/sh" in first)
@@ -171,7 +172,7 @@ def main(argv: list[str]) -> int:
     if found:
         print(
             f"{len(found)} pipeline(s) whose reader can stop early: capture the producer's output first "
-            "(out=$(cmd); grep -q PAT <<<\"$out\") or use a reader that consumes everything (sed -n 1p)",
+            '(out=$(cmd); grep -q PAT <<<"$out") or use a reader that consumes everything (sed -n 1p)',
             file=sys.stderr,
         )
     return 1 if found else 0

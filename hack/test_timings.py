@@ -57,5 +57,7 @@ def summary(directory: Path) -> str:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SPECFORGE_TIMINGS_DIR", "build/timings"))
+    target = Path(
+        sys.argv[1] if len(sys.argv) > 1 else os.environ.get("SPECFORGE_TIMINGS_DIR", "build/timings")
+    )
     print(summary(target))

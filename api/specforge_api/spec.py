@@ -66,7 +66,11 @@ class TargetModelSource(ApiModel):
         default=None, description="A model shipped with the trainer (random weights, no download)."
     )
     path: AbsolutePath | None = Field(
-        default=None, description="Absolute path of a Hugging Face model directory (on `volume` when set)."
+        default=None,
+        description=(
+            "Absolute path of a Hugging Face model directory, or of a `.gguf` file (loaded dequantized to "
+            "fp32, with the tokenizer and chat template its metadata carries); on `volume` when set."
+        ),
     )
     volume: VolumeSource | None = Field(
         default=None,
@@ -74,6 +78,30 @@ class TargetModelSource(ApiModel):
     )
 
     cross_field_rules = (_EXACTLY_ONE_SOURCE,)
+
+
+class RegenerateSpec(ApiModel):
+    """Answer every conversation's user turns with the target before training on them."""
+
+    max_new_tokens: int = Field(
+        default=256, ge=1, le=32768, description="Most tokens the target writes for one assistant turn."
+    )
+    batch_size: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        description=(
+            "Conversations answered together. Also the unit of resume and sharding: a finished batch is "
+            "never answered again, so the output is the same bytes however often the stage is interrupted."
+        ),
+    )
+    temperature: float = Field(
+        default=0.0,
+        ge=0,
+        le=2,
+        description="0 answers greedily (the default); above 0 samples, as the target is served, seeded.",
+    )
+    top_p: float = Field(default=1.0, gt=0, le=1, description="Nucleus sampling mass when temperature > 0.")
 
 
 class DatasetSource(ApiModel):
@@ -97,6 +125,14 @@ class DatasetSource(ApiModel):
             "Share of conversations that may be unusable (malformed line, or a chat the target's template "
             "cannot render or whose assistant turns cannot be located): each is skipped and named in a "
             "warning; above this share the run stops before computing any feature."
+        ),
+    )
+    regenerate: RegenerateSpec | None = Field(
+        default=None,
+        description=(
+            "Regenerate every assistant turn with the target itself before training (each given the "
+            "conversation so far), so the draft learns what this target says. The regenerated JSONL is "
+            "written to the feature store; trainer ranks (colocated) or producers (disaggregated) share it."
         ),
     )
     held_out_conversations: int = Field(
@@ -161,6 +197,46 @@ class TrainingConfig(ApiModel):
         description="bf16: compute in bfloat16 (torch.autocast) with fp32 master weights on CUDA; CPU ranks "
         "always compute in fp32. fp32: no autocast anywhere.",
     )
+
+
+class EvaluationSpec(ApiModel):
+    """Measure the trained draft by real speculative decoding on the held-out conversations."""
+
+    prompts: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="Held-out conversations to answer (default: all of dataset.heldOutConversations).",
+    )
+    draft_steps: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Draft tokens proposed per target forward (default: tttLength).",
+    )
+    max_new_tokens: int = Field(default=64, ge=1, le=8192, description="Tokens generated per prompt.")
+    min_acceptance_length: float = Field(
+        default=0.0,
+        ge=0,
+        le=64,
+        description=(
+            "The draft qualifies (condition DraftQualified, and spec.export runs) when its real mean "
+            "acceptance length reaches this and its output is identical to greedy decoding."
+        ),
+    )
+
+
+class DraftFormat(StrEnum):
+    """Serving format of an exported draft."""
+
+    SGLANG = "sglang"
+    HF = "hf"
+
+
+class ExportSpec(ApiModel):
+    """Write a serving directory of the final draft once it qualifies."""
+
+    to: DraftFormat = Field(description="sglang (the target's dtype) or hf (fp32).")
 
 
 class WorkerPool(PodOverrides):
@@ -430,6 +506,17 @@ class SpecForgeRunSpec(ApiModel):
         default_factory=FeatureStoreSpec, description="Volume for target-model features."
     )
     checkpoints: CheckpointSpec = Field(default_factory=CheckpointSpec, description="Volume for checkpoints.")
+    evaluation: EvaluationSpec | None = Field(
+        default=None,
+        description=(
+            "After training, decode the held-out conversations with the draft (real speculative decoding) "
+            "and report status.evaluation; needs dataset.heldOutConversations > 0."
+        ),
+    )
+    export: ExportSpec | None = Field(
+        default=None,
+        description="Export the final draft into the checkpoints volume once it qualifies (status.export).",
+    )
     suspend: bool = Field(default=False, description="Delete the run's pods (not its data) while true.")
     run_policy: RunPolicy = Field(default_factory=RunPolicy, description="Restart and lifetime policy.")
     scheduling: Scheduling = Field(default_factory=Scheduling, description="Scheduling hints.")
@@ -495,6 +582,31 @@ class SpecForgeRunSpec(ApiModel):
             "unset (the run creates a claim) or use a PVC, not emptyDir",
             holds=lambda s: not s.deployment_mode.durable or not _is_empty_dir(s.checkpoints.volume),
             field="checkpoints.volume",
+        ),
+        CrossFieldRule(
+            cel="!has(self.evaluation) || !has(self.dataset.heldOutConversations) || "
+            "self.dataset.heldOutConversations > 0",
+            message="evaluation decodes the held-out conversations: dataset.heldOutConversations must be > 0",
+            holds=lambda s: s.evaluation is None or s.dataset.held_out_conversations > 0,
+            field="evaluation",
+        ),
+        CrossFieldRule(
+            cel="!has(self.evaluation) || !has(self.evaluation.prompts) || "
+            "self.evaluation.prompts <= (has(self.dataset.heldOutConversations) ? "
+            "self.dataset.heldOutConversations : 16)",
+            message="evaluation.prompts cannot exceed dataset.heldOutConversations",
+            holds=lambda s: (
+                s.evaluation is None
+                or s.evaluation.prompts is None
+                or s.evaluation.prompts <= s.dataset.held_out_conversations
+            ),
+            field="evaluation.prompts",
+        ),
+        CrossFieldRule(
+            cel="!has(self.export) || has(self.evaluation)",
+            message="export runs once the draft qualifies, which evaluation decides: set evaluation too",
+            holds=lambda s: s.export is None or s.evaluation is not None,
+            field="export",
         ),
         *(_mounts_clear_of_run_directories(pool) for pool in ("trainer", "producers")),
     )

@@ -58,8 +58,15 @@ class ChildReference(StatusModel):
 
 
 class Progress(StatusModel):
-    """Training progress as last reported by trainer rank 0."""
+    """Progress as last reported by trainer rank 0: the stage it is in, and training's figures."""
 
+    stage: Literal["Regenerating", "Training", "Evaluating", "Evaluated"] | None = Field(
+        default=None,
+        description="Regenerating (the target answers the dataset), Training, Evaluating (real speculative "
+        "decoding of the held-out conversations) or Evaluated.",
+    )
+    stage_done: int | None = Field(default=None, ge=0, description="Units the current stage has finished.")
+    stage_total: int | None = Field(default=None, ge=0, description="Units the current stage will do.")
     step: int | None = Field(default=None, ge=0, description="Optimizer steps done.")
     total_steps: int | None = Field(default=None, ge=0, description="Optimizer steps the run will take.")
     epoch: int | None = Field(default=None, ge=0, description="Current epoch (0-based).")
@@ -72,6 +79,35 @@ class Progress(StatusModel):
     acceptance_length: float | None = Field(default=None, description="Estimated mean acceptance length.")
     samples_per_second: float | None = Field(default=None, ge=0, description="Recent training throughput.")
     updated_at: datetime | None = Field(default=None, description="When the trainer wrote this progress.")
+
+
+class Evaluation(StatusModel):
+    """The trained draft measured by real speculative decoding on held-out conversations (rank 0)."""
+
+    checkpoint: str = Field(description="The checkpoint measured.")
+    prompts: int = Field(ge=0, description="Held-out conversations decoded.")
+    draft_steps: int = Field(ge=1, description="Draft tokens proposed per target forward.")
+    acceptance_length: float = Field(
+        ge=0, description="Mean accepted draft tokens per target forward (real)."
+    )
+    simulated_acceptance_length: float | None = Field(
+        default=None, description="Training's estimate for the same checkpoint, beside the real figure."
+    )
+    tokens_per_target_forward: float = Field(ge=0, description="Generated tokens per target forward.")
+    position_acceptance: list[float] = Field(
+        default_factory=list, max_length=64, description="P(draft i accepted | the ones before were), i=1..k."
+    )
+    speedup: float = Field(ge=0, description="Wall-clock speed-up over plain greedy decoding.")
+    lossless: bool = Field(description="Whether the output was identical to greedy decoding.")
+    updated_at: datetime | None = Field(default=None, description="When it was measured.")
+
+
+class ExportStatus(StatusModel):
+    """Where the qualified draft was exported."""
+
+    path: str = Field(description="The serving directory (on the checkpoints volume).")
+    format: str = Field(description="sglang or hf.")
+    checkpoint: str = Field(description="The checkpoint exported.")
 
 
 class SpecForgeRunStatus(StatusModel):
@@ -116,3 +152,9 @@ class SpecForgeRunStatus(StatusModel):
         "default when the run first reconciled); kept for the run's life.",
     )
     progress: Progress | None = Field(default=None, description="Training progress written by the trainer.")
+    evaluation: Evaluation | None = Field(
+        default=None, description="Real speculative decoding of the final draft, written by the trainer."
+    )
+    export: ExportStatus | None = Field(
+        default=None, description="The exported serving directory, written by the trainer once qualified."
+    )

@@ -53,6 +53,18 @@ PRINTER_COLUMNS = [
         "description": "Optimizer steps.",
     },
     {"name": "Loss", "type": "number", "jsonPath": ".status.progress.loss", "description": "Latest loss."},
+    {
+        "name": "Stage",
+        "type": "string",
+        "jsonPath": ".status.progress.stage",
+        "description": "Regenerating, Training, Evaluating or Evaluated.",
+    },
+    {
+        "name": "Accept",
+        "type": "number",
+        "jsonPath": ".status.evaluation.acceptanceLength",
+        "description": "Real acceptance length of the final draft on held-out prompts.",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

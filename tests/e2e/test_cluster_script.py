@@ -69,7 +69,9 @@ def _cache_with_a_broken_training_operator(cache: Path) -> None:
         (cache / "specforge-k8s" / other.name).symlink_to(other)
     broken = key_dir / "bin" / "training-operator"
     broken.unlink()
-    broken.write_text("#!/bin/sh\necho 'training-operator: cannot start (injected by the test)' >&2\nexit 3\n")
+    broken.write_text(
+        "#!/bin/sh\necho 'training-operator: cannot start (injected by the test)' >&2\nexit 3\n"
+    )
     broken.chmod(0o755)
 
 

@@ -100,7 +100,7 @@ def build_offline_trainer(
 ) -> Trainer:
     """Offline training; in ``disaggregated`` mode producer processes supply the features and refs."""
     context = context or init_parallel()
-    data = load_run_data(run, context)
+    data = load_run_data(run, context, Path(feature_store_dir))
     controller, durable_ack = resolve_control_plane(
         mode, run.name, metadata_db_path=metadata_db_path, metadata_url=metadata_url
     )
@@ -122,10 +122,12 @@ def build_online_trainer(
     mode: DeploymentMode = DeploymentMode.LOCAL_COLOCATED,
     context: ParallelContext | None = None,
     sinks: Sequence[StepSink] = (),
+    feature_store_dir: str | Path | None = None,
 ) -> Trainer:
-    """Online training: the target computes each step's features in the loop, in memory."""
+    """Online training: the target computes each step's features in the loop, in memory
+    (``feature_store_dir`` only holds the regenerated dataset, when the run regenerates one)."""
     context = context or init_parallel()
-    data = load_run_data(run, context)
+    data = load_run_data(run, context, Path(feature_store_dir) if feature_store_dir else None)
     # The API admits online features in local_colocated only: every rank produces exactly the refs it
     # trains next. A shared durable store would dedup each sample onto whichever rank's queue claimed it
     # first, so ranks would run different numbers of batches and their all-reduces would not pair up.

@@ -4,6 +4,8 @@
 * ``specforge train --config RUN.yaml --out DIR [--feature-store DIR]`` — a trainer rank (torchrun
   launches several); rank 0 reports progress into the run's status when the operator's env is set.
 * ``specforge produce --config RUN.yaml [--feature-store DIR]`` — offline feature precompute.
+* ``specforge regenerate RUN.yaml --out FILE`` — the dataset's assistant turns answered by the target
+  (resumable: an interrupted call picks up where it stopped and writes the same bytes).
 * ``specforge export --to sglang|hf CHECKPOINT OUT`` — a serving directory, checked against SGLang.
 * ``specforge eval RUN.yaml --checkpoint DIR [--prompts N] [--draft-steps K] [--json]
   [--allow-mismatch]`` — real speculative decoding with the trained draft on the run's held-out
@@ -21,6 +23,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from specforge_api import ManifestError, SpecForgeRun, load_run_manifest
 
@@ -28,6 +31,9 @@ from specforge_trainer.control_plane import DeploymentMode, StoreError
 from specforge_trainer.control_plane.redis_ready import DEFAULT_STORE_WAIT_S, wait_for_redis_store
 from specforge_trainer.local.launch import METADATA_URL_ENV
 from specforge_trainer.local.supervisor import ProcessFailed
+
+if TYPE_CHECKING:
+    from specforge_trainer.reporting.kubernetes_status import KubernetesProgressReporter
 
 EXIT_BAD_INPUT = 2
 EXIT_NOT_LOSSLESS = 3  # `specforge eval`: speculative output differed from the target's greedy output
@@ -69,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("SPECFORGE_MAX_UNACKED_REFS", "64")),
         help="backpressure: pause while this producer has this many committed-but-unacked refs",
     )
+    regenerate = commands.add_parser(
+        "regenerate", help="answer the run's dataset with its target (spec.dataset.regenerate's settings)"
+    )
+    regenerate.add_argument("manifest", type=Path)
+    regenerate.add_argument("--out", type=Path, required=True, help="the regenerated JSONL to write")
+    regenerate.add_argument("--shard-index", type=int, default=0)
+    regenerate.add_argument("--num-shards", type=int, default=1)
     export = commands.add_parser(
         "export", help="write a serving directory from a checkpoint and check SGLang's EAGLE3 loader takes it"
     )
@@ -129,8 +142,24 @@ def _train(
     _limit_cpu_threads()
     context = init_parallel()
     try:
+        reporter = (
+            KubernetesProgressReporter.from_environment()
+            if report_to_kubernetes and context.is_primary
+            else None
+        )
+        _regeneration_stage(
+            run,
+            feature_store,
+            context.rank,
+            context.world_size,
+            context.device,
+            answer=mode is not DeploymentMode.DISAGGREGATED,
+            reporter=reporter,
+        )
         if run.spec.training.feature_mode == FeatureMode.ONLINE:
-            trainer = build_online_trainer(run, out_dir=out, mode=mode, context=context)
+            trainer = build_online_trainer(
+                run, out_dir=out, mode=mode, context=context, feature_store_dir=feature_store
+            )
         else:
             trainer = build_offline_trainer(
                 run,
@@ -149,12 +178,68 @@ def _train(
                 trainer.sinks.append(
                     ReleaseCheckpointedFeatures(trainer.controller, trainer.ref_source.store, out)
                 )
-            reporter = KubernetesProgressReporter.from_environment() if report_to_kubernetes else None
             if reporter is not None:
                 trainer.sinks.append(reporter)
         trainer.train()
     finally:
         shutdown_parallel()
+    if context.is_primary and run.spec.evaluation is not None:
+        _qualification_stage(run, out, context.device, reporter)
+
+
+def _qualification_stage(
+    run: SpecForgeRun, out: Path, device: object, reporter: KubernetesProgressReporter | None
+) -> None:
+    """After training: real speculative decoding on the held-out conversations, then the export."""
+    import torch
+
+    from specforge_trainer.speculative.evaluation import format_report
+    from specforge_trainer.speculative.qualification import qualify
+
+    if reporter is not None:
+        reporter.on_stage("Evaluating", 0, 1)
+    result = qualify(run, out, torch.device(str(device)))
+    assert result is not None
+    print(format_report(result.report), file=sys.stderr)
+    state = "qualifies" if result.qualified else "does not qualify"
+    print(f"draft {state}: {result.verdict()}", file=sys.stderr)
+    if result.export_path is not None:
+        print(f"exported ({result.export_format}): {result.export_path}", file=sys.stderr)
+    if reporter is not None:
+        reporter.on_qualification(result)
+
+
+def _regeneration_stage(
+    run: SpecForgeRun,
+    feature_store: Path,
+    shard_index: int,
+    num_shards: int,
+    device: object,
+    *,
+    answer: bool,
+    reporter: KubernetesProgressReporter | None = None,
+) -> None:
+    """Take part in the run's regeneration stage, if it has one: answer this shard when ``answer``
+    (producers in disaggregated mode, trainer ranks in the colocated ones), then wait for every shard."""
+    if run.spec.dataset.regenerate is None:
+        return
+    from specforge_trainer.regeneration import ensure_regenerated
+
+    def progress(done: int, total: int) -> None:
+        logging.getLogger("specforge.regenerate").info("regenerating: %d/%d conversations", done, total)
+        if reporter is not None:
+            reporter.on_stage("Regenerating", done, total)
+
+    path = ensure_regenerated(
+        run,
+        feature_store,
+        shard_index=shard_index,
+        num_shards=num_shards,
+        answer=answer,
+        device=device,
+        progress=progress,
+    )
+    print(f"regenerated dataset: {path}", file=sys.stderr)
 
 
 def _run_command(args: argparse.Namespace) -> None:
@@ -210,6 +295,8 @@ def _produce_command(args: argparse.Namespace) -> None:
     _limit_cpu_threads()
     metadata_url = os.environ.get(METADATA_URL_ENV) or None
     mode = DeploymentMode.parse(run.spec.deployment_mode.value)
+    feature_store = args.feature_store or Path(run.spec.feature_store.path)
+    _regeneration_stage(run, feature_store, args.shard_index, args.num_shards, _device(), answer=True)
     if mode.durable and metadata_url:
         _stream_produce(run, args, mode, metadata_url)
         return
@@ -254,8 +341,42 @@ def _stream_produce(
     )
 
 
+def _device() -> str:
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
 def _store_wait_s() -> float:
     return float(os.environ.get("SPECFORGE_STORE_WAIT_S", str(DEFAULT_STORE_WAIT_S)))
+
+
+def _regenerate_command(args: argparse.Namespace) -> None:
+    import torch
+
+    from specforge_trainer.data.regenerate import RegenerateSettings, regenerate_dataset
+    from specforge_trainer.models.target import describe_target
+    from specforge_trainer.regeneration import regenerate_settings, source_dataset
+
+    run = load_run_manifest(args.manifest)
+    _limit_cpu_threads()
+    settings = regenerate_settings(run) or RegenerateSettings(seed=run.spec.training.seed)
+    spec = run.spec.target_model
+    target = describe_target(builtin=spec.builtin, path=spec.path).load().to(torch.device(_device()))
+    log = logging.getLogger("specforge.regenerate")
+    result = regenerate_dataset(
+        source_dataset(run),
+        args.out,
+        target,
+        settings,
+        shard_index=args.shard_index,
+        num_shards=args.num_shards,
+        progress=lambda done, total: log.info("regenerating: %d/%d conversations", done, total),
+    )
+    state = "written" if result.complete else "not complete yet (other shards still answering)"
+    print(
+        f"{result.path}: {result.conversations} conversations, {result.answered_here} answered now; {state}"
+    )
 
 
 def _export_command(args: argparse.Namespace) -> None:
@@ -295,6 +416,7 @@ _COMMANDS = {
     "run": _run_command,
     "train": _train_command,
     "produce": _produce_command,
+    "regenerate": _regenerate_command,
     "export": _export_command,
     "eval": _eval_command,
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from specforge_api import SpecForgeRun
@@ -16,7 +17,7 @@ from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
 from specforge_trainer.models.draft_vocab import DraftVocab, build_draft_vocab
 from specforge_trainer.models.target import TargetModel, describe_target
 from specforge_trainer.preflight import check_run_fits_target
-from specforge_trainer.resources import builtin_dataset_path
+from specforge_trainer.regeneration import training_dataset
 from specforge_trainer.train.data_schedule import DataSchedule
 from specforge_trainer.train.distributed import ParallelContext
 
@@ -30,10 +31,19 @@ class RunData:
     schedule: DataSchedule
 
 
-def load_run_data(run: SpecForgeRun, context: ParallelContext) -> RunData:
+def load_run_data(
+    run: SpecForgeRun,
+    context: ParallelContext,
+    feature_store_dir: Path | None = None,
+    *,
+    dataset: Path | None = None,
+) -> RunData:
+    """``feature_store_dir`` holds the regenerated conversations when the run regenerates its dataset
+    (the regeneration stage must have finished); without regeneration it is not read. ``dataset``
+    overrides the file read (eval, which takes the draft's vocabulary from the checkpoint)."""
     spec = run.spec
     training = spec.training
-    dataset_path = spec.dataset.path or builtin_dataset_path(spec.dataset.builtin or "")
+    dataset_path = dataset or training_dataset(run, feature_store_dir)
     description = describe_target(builtin=spec.target_model.builtin, path=spec.target_model.path)
     samples = load_training_set(
         dataset_path,

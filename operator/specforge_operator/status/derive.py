@@ -4,7 +4,8 @@ Pure: the reconciler gathers observations, this decides. Precedence, first match
 finished run stays finished; a verdict of the run policies (deadlines, gang restarts, queue admission); a failed workload or producer Job fails the run; a succeeded workload
 succeeds it; ``suspend`` suspends it; a managed store that is not ready keeps it Provisioning; then the
 workload's own state (absent → Provisioning, pods pending → Pending, running → Running).
-``status.progress`` belongs to the trainer and is never part of the result.
+``status.progress``, ``status.evaluation`` and ``status.export`` belong to the trainer and are never part
+of the result; the ``DraftQualified`` condition is the operator's verdict on ``status.evaluation``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from specforge_api.run import SpecForgeRun
 from specforge_api.status import Phase
 
 from specforge_operator.status.conditions import ConditionUpdate, merge_conditions
+from specforge_operator.status.qualification import draft_qualified
 from specforge_operator.workloads.base import WorkloadObservation, WorkloadState
 
-TRAINER_OWNED_FIELDS = ("progress",)
+TRAINER_OWNED_FIELDS = ("progress", "evaluation", "export")
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,9 @@ def derive_status(run: SpecForgeRun, observed: Observed, now: str) -> tuple[dict
             )
         )
     updates.extend(observed.policy_conditions)
+    qualified = draft_qualified(run, finished=verdict.phase.is_finished)
+    if qualified is not None:
+        updates.append(qualified)
     status: dict[str, Any] = {
         **observed.policy_status,
         "phase": verdict.phase.value,
@@ -149,6 +154,10 @@ def derive_status(run: SpecForgeRun, observed: Observed, now: str) -> tuple[dict
     if verdict.phase is not previous_phase:
         kind = "Warning" if verdict.phase is Phase.FAILED else "Normal"
         events.append(Event(kind, verdict.reason, f"{verdict.phase.value}: {verdict.message}"))
+        if verdict.phase is Phase.SUCCEEDED and qualified is not None and not qualified.status:
+            events.append(
+                Event("Warning", qualified.reason, f"the draft does not qualify: {qualified.message}")
+            )
     return status, events
 
 

@@ -75,6 +75,8 @@ def test_printer_columns_and_status_subresource() -> None:
         "GPUs",
         "Step",
         "Loss",
+        "Stage",
+        "Accept",
         "Age",
     ]
     assert version["subresources"] == {"status": {}}

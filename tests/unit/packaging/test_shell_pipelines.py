@@ -15,7 +15,7 @@ import lint_pipelines  # noqa: E402
 
 EARLY_READERS = [
     'ctr images ls -q | grep -qxF "$1"',
-    "kind get clusters | grep -qx \"$CLUSTER\" || kind create cluster",
+    'kind get clusters | grep -qx "$CLUSTER" || kind create cluster',
     "ps aux | grep --quiet kubelet",
     "git log | grep -m1 fix",
     "buildah images --format '{{.Size}}' \"$image\" | head -n 1",
@@ -66,7 +66,7 @@ def test_the_flagged_shape_really_fails_under_pipefail() -> None:
     has its match, and pipefail reports the found line as a failure; the captured form does not."""
     racy = "set -o pipefail; seq 1 200000 | grep -qx 1"
     assert subprocess.run(["bash", "-c", racy]).returncode == 141
-    safe = "set -o pipefail; out=$(seq 1 200000); grep -qx 1 <<<\"$out\""
+    safe = 'set -o pipefail; out=$(seq 1 200000); grep -qx 1 <<<"$out"'
     assert subprocess.run(["bash", "-c", safe]).returncode == 0
 
 

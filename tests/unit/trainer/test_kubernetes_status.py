@@ -37,6 +37,9 @@ def test_patch_body_uses_the_status_field_names() -> None:
                 "accuracy": [0.5, 0.25],
                 "acceptanceLength": 0.625,
                 "samplesPerSecond": 12.0,
+                "stage": "Training",
+                "stageDone": 3,
+                "stageTotal": 10,
                 "updatedAt": "2026-01-02T03:04:05Z",
             }
         }
@@ -70,3 +73,20 @@ def test_disabled_without_the_operator_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("SPECFORGE_RUN_NAME", raising=False)
     monkeypatch.setenv("SPECFORGE_RUN_NAMESPACE", "default")
     assert KubernetesProgressReporter.from_environment() is None
+
+
+def test_a_stage_before_training_is_reported_throttled_with_its_last_unit_always_sent() -> None:
+    sent: list[tuple[str, int, int]] = []
+    now = [0.0]
+    reporter = KubernetesProgressReporter(
+        lambda body: sent.append(
+            (body["status"]["progress"]["stage"], body["status"]["progress"]["stageDone"],
+             body["status"]["progress"]["stageTotal"])
+        ),
+        min_interval_s=5.0,
+        clock=lambda: now[0],
+    )  # fmt: skip
+    for done, at in [(0, 0.0), (8, 1.0), (16, 6.0), (24, 7.0), (32, 7.5)]:
+        now[0] = at
+        reporter.on_stage("Regenerating", done, 32)
+    assert sent == [("Regenerating", 0, 32), ("Regenerating", 16, 32), ("Regenerating", 32, 32)]

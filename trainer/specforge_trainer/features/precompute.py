@@ -40,7 +40,7 @@ def produce_features(
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"shard index must be in [0, {num_shards}), got {shard_index}")
     context = ParallelContext(rank=0, world_size=1, device=_device())
-    data = load_run_data(run, context)
+    data = load_run_data(run, context, Path(feature_store_dir))
     producer = FeatureProducer(run.name, data.target, data.samples, DirectoryFeatureStore(feature_store_dir))
     mine = [index for index in range(len(data.samples)) if index % num_shards == shard_index]
     for index in mine:

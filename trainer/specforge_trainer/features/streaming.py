@@ -182,7 +182,7 @@ def stream_shard_of_run(
     from specforge_trainer.train.distributed import ParallelContext
 
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
-    data = load_run_data(run, ParallelContext(rank=0, world_size=1, device=device))
+    data = load_run_data(run, ParallelContext(rank=0, world_size=1, device=device), Path(feature_store_dir))
     producer = FeatureProducer(run.name, data.target, data.samples, DirectoryFeatureStore(feature_store_dir))
     return produce_streaming(
         run,

@@ -1,7 +1,9 @@
 """The frozen target model: a Hugging Face causal LM whose hidden states are the draft's features.
 
-Two sources, one wrapper: a local HF directory (``local_files_only``, never the hub, loaded in the
-dtype its checkpoint was saved in) or the built-in ``tiny-llama`` (a small Llama with random weights
+Three sources, one wrapper: a local HF directory (``local_files_only``, never the hub, loaded in the
+dtype its checkpoint was saved in), a local GGUF file (llama.cpp's format, as model packages ship
+pretrained chat models; transformers dequantizes it to fp32 and builds the tokenizer and chat template
+from its metadata) or the built-in ``tiny-llama`` (a small Llama with random weights
 from a fixed seed and the bundled tokenizer) so tests and the demo need no download. A
 :class:`TargetDescription` (config and tokenizer, no weights) comes first, so a run is checked
 against the target before gigabytes of weights load. Every parameter is frozen; the wrapper exposes
@@ -163,6 +165,7 @@ class TargetDescription:
     tokenizer: PreTrainedTokenizerBase
     builtin: str | None = None
     path: Path | None = None
+    gguf_file: str | None = None  # the file's name inside ``path`` when the target is a GGUF file
 
     @property
     def dtype(self) -> torch.dtype:
@@ -173,6 +176,22 @@ class TargetDescription:
         if self.builtin is not None:
             return _build_builtin_model(self)
         assert self.path is not None
+        if self.gguf_file is not None:
+            model = AutoModelForCausalLM.from_pretrained(
+                self.path,
+                gguf_file=self.gguf_file,
+                config=self.config,
+                dtype=self.dtype,
+                local_files_only=True,
+            )
+            # The weights are plain fp32 tensors now; transformers still tags the model as GGUF-quantized,
+            # which only stops it from being saved like any other model (a target directory, a test).
+            setattr(model, "hf_quantizer", None)  # noqa: B010  (typed as a Module attribute)
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            return TargetModel(
+                model, self.tokenizer, version=f"gguf:{(self.path / self.gguf_file).resolve()}"
+            )
         model = AutoModelForCausalLM.from_pretrained(
             self.path, config=self.config, dtype=self.dtype, local_files_only=True
         )
@@ -218,7 +237,33 @@ def _describe_directory(path: str | Path) -> TargetDescription:
     return TargetDescription(config=config, tokenizer=tokenizer, path=directory)
 
 
+def _describe_gguf(path: Path) -> TargetDescription:
+    """A GGUF file: config, tokenizer and chat template from its metadata. Its weights are quantized
+    (or half precision); they load dequantized to fp32, the dtype the features then keep."""
+    try:
+        import gguf  # noqa: F401  (transformers reads GGUF files through it)
+    except ImportError:
+        raise ValueError(
+            f"target {str(path)!r} is a GGUF file, which needs the `gguf` package (in the trainer extra)"
+        ) from None
+    directory, name = path.parent, path.name
+    try:
+        config = AutoConfig.from_pretrained(directory, gguf_file=name, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name, local_files_only=True)
+    except (ValueError, KeyError, OSError) as error:
+        raise ValueError(f"target GGUF file {str(path)!r} cannot be read: {error}") from None
+    config.dtype = torch.float32
+    return TargetDescription(config=config, tokenizer=tokenizer, path=directory, gguf_file=name)
+
+
 def describe_target(*, builtin: str | None = None, path: str | Path | None = None) -> TargetDescription:
     if (builtin is None) == (path is None):
         raise ValueError("exactly one of a built-in target name or a target model path must be given")
-    return _describe_builtin(builtin) if builtin is not None else _describe_directory(path)  # type: ignore[arg-type]
+    if builtin is not None:
+        return _describe_builtin(builtin)
+    assert path is not None
+    if Path(path).suffix == ".gguf":
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"target GGUF file {str(path)!r} does not exist")
+        return _describe_gguf(Path(path))
+    return _describe_directory(path)

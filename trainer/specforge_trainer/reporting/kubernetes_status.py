@@ -13,9 +13,12 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from specforge_trainer.train.trainer import StepReport
+
+if TYPE_CHECKING:
+    from specforge_trainer.speculative.qualification import Qualification
 
 GROUP, VERSION, PLURAL = "specforge.io", "v1alpha1", "specforgeruns"
 logger = logging.getLogger(__name__)
@@ -34,10 +37,40 @@ def progress_patch(report: StepReport, *, now: datetime | None = None) -> dict[s
                 "accuracy": report.accuracy,
                 "acceptanceLength": report.acceptance_length,
                 "samplesPerSecond": report.samples_per_s,
+                "stage": "Training",
+                "stageDone": report.step,
+                "stageTotal": report.total_steps,
                 "updatedAt": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
         }
     }
+
+
+def qualification_patch(result: Qualification, *, now: datetime | None = None) -> dict[str, Any]:
+    report = result.report
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    status: dict[str, Any] = {
+        "evaluation": {
+            "checkpoint": report.checkpoint,
+            "prompts": report.prompts,
+            "draftSteps": report.draft_steps,
+            "acceptanceLength": round(report.acceptance_length, 4),
+            "simulatedAcceptanceLength": report.simulated_acceptance_length,
+            "tokensPerTargetForward": round(report.tokens_per_target_forward, 4),
+            "positionAcceptance": [round(rate, 4) for rate in report.position_acceptance],
+            "speedup": round(report.speedup, 4),
+            "lossless": report.identical_to_greedy,
+            "updatedAt": stamp,
+        },
+        "progress": {"stage": "Evaluated", "updatedAt": stamp},
+    }
+    if result.export_path is not None:
+        status["export"] = {
+            "path": str(result.export_path),
+            "format": result.export_format,
+            "checkpoint": report.checkpoint,
+        }
+    return {"status": status}
 
 
 def kubernetes_status_patcher(name: str, namespace: str) -> Patcher:
@@ -90,6 +123,31 @@ class KubernetesProgressReporter:
     def on_end(self, reports: Sequence[StepReport]) -> None:
         if reports:
             self._send(reports[-1])
+
+    def on_stage(self, stage: str, done: int, total: int) -> None:
+        """Progress of a stage before training (``Regenerating``), throttled like steps; the last unit
+        is always sent."""
+        now = self.clock()
+        if done < total and self._last_sent is not None and now - self._last_sent < self.min_interval_s:
+            return
+        self._last_sent = now
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "status": {
+                "progress": {"stage": stage, "stageDone": done, "stageTotal": total, "updatedAt": stamp}
+            }
+        }
+        try:
+            self.patch(body)
+        except Exception as error:  # never fatal: see the module docstring
+            logger.warning("could not report %s progress (%d/%d): %s", stage, done, total, error)
+
+    def on_qualification(self, result: Qualification) -> None:
+        """The evaluation (and export) after training; sent at once, and never fatal."""
+        try:
+            self.patch(qualification_patch(result))
+        except Exception as error:  # see the module docstring
+            logger.warning("could not report the evaluation: %s", error)
 
     def _send(self, report: StepReport) -> None:
         try:

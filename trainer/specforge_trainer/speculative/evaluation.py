@@ -28,7 +28,7 @@ from specforge_trainer.data.held_out import split_held_out
 from specforge_trainer.data.tokenize import assistant_markers
 from specforge_trainer.models.target import TargetModel
 from specforge_trainer.preflight import check_eval_prompts
-from specforge_trainer.resources import builtin_dataset_path
+from specforge_trainer.regeneration import source_dataset
 from specforge_trainer.run_data import build_draft, load_run_data
 from specforge_trainer.speculative.decoding import Decoded, greedy_decode, speculative_decode
 from specforge_trainer.speculative.drafter import ChainDrafter
@@ -91,9 +91,8 @@ def resolve_checkpoint(path: Path) -> Path:
 
 def held_out_chats(run: SpecForgeRun) -> list[ChatSample]:
     """The conversations training left out, as :func:`load_training_set` splits them."""
-    dataset = run.spec.dataset
-    chats = read_chat_jsonl(dataset.path or builtin_dataset_path(dataset.builtin or "")).samples
-    return split_held_out(chats, dataset.held_out_conversations).held_out
+    chats = read_chat_jsonl(source_dataset(run)).samples
+    return split_held_out(chats, run.spec.dataset.held_out_conversations).held_out
 
 
 def eval_prompts(run: SpecForgeRun, target: TargetModel, count: int, *, room: int = 0) -> list[list[int]]:
@@ -209,7 +208,9 @@ def evaluate_run(
     steps = draft_steps or run.spec.training.ttt_length
     folder = resolve_checkpoint(checkpoint)
     context = ParallelContext(rank=0, world_size=1, device=device or torch.device("cpu"))
-    data = load_run_data(run, context)
+    # The source file, not a regenerated one: its prompts are the same, and the draft's vocabulary
+    # comes from the checkpoint.
+    data = load_run_data(run, context, dataset=source_dataset(run))
     draft = build_draft(run, data)
     reports = load_checkpoint(folder, draft).get("reports", [])[-SIMULATED_OVER_LAST_STEPS:]
     simulated = mean(report["acceptance_length"] for report in reports) if reports else None
