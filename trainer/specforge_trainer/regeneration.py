@@ -22,6 +22,7 @@ from specforge_api import SpecForgeRun
 from specforge_trainer.data.regenerate import (
     RegenerateResult,
     RegenerateSettings,
+    finished_conversations,
     merge_if_complete,
     regenerate_dataset,
 )
@@ -121,21 +122,31 @@ def run_regeneration_shard(
     return result
 
 
-def wait_for_regenerated(run: SpecForgeRun, feature_store_dir: Path, timeout_s: float) -> Path:
-    """Block until every shard's batches are done and the merged file exists (merging it if needed)."""
+def wait_for_regenerated(
+    run: SpecForgeRun,
+    feature_store_dir: Path,
+    timeout_s: float,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Block until every shard's batches are done and the merged file exists (merging it if needed),
+    reporting the conversations in finished batches whoever answered them."""
     settings = regenerate_settings(run)
     assert settings is not None
     from specforge_trainer.data.chat_jsonl import read_chat_jsonl
 
     conversations = len(read_chat_jsonl(source_dataset(run)).samples)
-    batches = -(-conversations // settings.batch_size)
     out = regenerated_dataset(run, feature_store_dir)
-    deadline = time.monotonic() + timeout_s
-    while not merge_if_complete(out, batches):
+    deadline, reported = time.monotonic() + timeout_s, -1
+    while True:
+        done = finished_conversations(out, conversations, settings.batch_size)
+        if progress is not None and done != reported:
+            progress(done, conversations)
+            reported = done
+        if merge_if_complete(out, -(-conversations // settings.batch_size)):
+            return out
         if time.monotonic() > deadline:
             raise TimeoutError(f"the regenerated dataset {out} was not complete after {timeout_s:.0f} s")
         time.sleep(WAIT_POLL_S)
-    return out
 
 
 def ensure_regenerated(
@@ -163,4 +174,4 @@ def ensure_regenerated(
             device=device,
             progress=progress,
         )
-    return wait_for_regenerated(run, feature_store_dir, timeout_s)
+    return wait_for_regenerated(run, feature_store_dir, timeout_s, progress)

@@ -213,6 +213,15 @@ def regenerate_dataset(
     return RegenerateResult(path=out, conversations=len(chats), answered_here=answered, complete=complete)
 
 
+def finished_conversations(out: Path, conversations: int, batch_size: int) -> int:
+    """Conversations in batches some process has finished (the merged file counts as all of them)."""
+    if out.is_file():
+        return conversations
+    return sum(
+        len(b) for k, b in enumerate(_batches(conversations, batch_size)) if _batch_path(out, k).is_file()
+    )
+
+
 def merge_if_complete(out: Path, batch_count: int) -> bool:
     """Write ``out`` from the batch files when all exist; True when ``out`` is there."""
     if out.is_file():
