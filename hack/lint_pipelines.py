@@ -66,15 +66,22 @@ def logical_lines(text: str) -> Iterator[tuple[int, str]]:
         yield start, " ".join(parts)
 
 
-def _strip_comment(line: str) -> str:
+def _unquoted(text: str) -> Iterator[tuple[int, str]]:
+    """Each character of ``text`` outside single and double quotes, with its offset."""
     quote = ""
-    for i, char in enumerate(line):
+    for i, char in enumerate(text):
         if quote:
             if char == quote:
                 quote = ""
         elif char in "'\"":
             quote = char
-        elif char == "#" and (i == 0 or line[i - 1] in " \t;("):
+        else:
+            yield i, char
+
+
+def _strip_comment(line: str) -> str:
+    for i, char in _unquoted(line):
+        if char == "#" and (i == 0 or line[i - 1] in " \t;("):
             return line[:i].rstrip()
     return line.rstrip()
 
@@ -113,14 +120,8 @@ def _reader_words(segment: str) -> list[str]:
 
 def _until_separator(segment: str) -> str:
     """``segment`` up to its first command separator (``|``, ``;``, ``&``, ``)``) outside quotes."""
-    quote = ""
-    for i, char in enumerate(segment):
-        if quote:
-            if char == quote:
-                quote = ""
-        elif char in "'\"":
-            quote = char
-        elif char in "|;&)":
+    for i, char in _unquoted(segment):
+        if char in "|;&)":
             return segment[:i]
     return segment
 
