@@ -7,7 +7,7 @@ figure is the time from the create call returning to the last of the workload's 
 watch: p50/p99 per case, and the latency our layer adds (operator minus direct). Then the resident memory of
 training-operator, the JobSet controller and our operator, and the gang-restart time of each backend through
 the operator: from the first failed rank (KWOK fails it on purpose) to every rank of the next attempt created.
-Used by bench/operator.py (``--backend-runs``); KWOK plays the kubelet.
+Used by bench/operator_latency.py (``--backend-runs``); KWOK plays the kubelet.
 """
 
 from __future__ import annotations

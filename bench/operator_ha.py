@@ -1,6 +1,6 @@
 """Two operator replicas under kopf peering: reconcile throughput, failover time and memory.
 
-Used by ``bench/operator.py --ha``. The replicas join one ClusterKopfPeering with distinct priorities
+Used by ``bench/operator_latency.py --ha``. The replicas join one ClusterKopfPeering with distinct priorities
 (equal ones would pause both); the higher one acts. Measured:
 
 1. Throughput: N suspended local_colocated runs created as fast as one client can; runs/s until every
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from _support.operator_process import OperatorProcess  # tests/ on sys.path: bench/operator.py
+from _support.operator_process import OperatorProcess  # tests/ on sys.path: bench/operator_latency.py
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
 

@@ -143,7 +143,7 @@ def child(variant: str, shapes: Shapes) -> dict[str, float]:
 
 def run_child(variant: str, shapes: Shapes) -> dict[str, float] | str:
     command = [sys.executable, "-P", __file__, "--child", variant, "--shapes", json.dumps(asdict(shapes))]
-    # -P: bench/ must not shadow the standard library (bench/operator.py)
+    # -P: keep bench/ off sys.path (a script there could shadow a module of the same name)
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if result.returncode != 0:
         killed = result.returncode in (-9, 137)

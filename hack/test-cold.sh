@@ -12,8 +12,19 @@
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# A cold run holds a second copy of everything the warm caches hold: the venv (6 GB), Go's caches (11 GB),
+# buildah's images and layer cache (16 GB, ~25 GB at the trainer build's peak) and the node's containerd.
+NEED_GB=${SPECFORGE_COLD_MIN_FREE_GB:-55}
 WORK=${SPECFORGE_COLD_DIR:-$(mktemp -d /var/tmp/specforge-cold.XXXXXX)}
 mkdir -p "$WORK/home"
+free_gb=$(df -P -BG "$WORK" | awk 'NR == 2 { sub("G", "", $4); print $4 }')
+if [ "$free_gb" -lt "$NEED_GB" ]; then
+  echo "error: a cold make test needs about $NEED_GB GB free beside the warm caches; $WORK has $free_gb GB." \
+    "Free space, or run \`make test\` in a fresh clone after removing ~/.cache/specforge-k8s, ~/.cache/go-*" \
+    "(that is cold too, and leaves warm caches behind)" >&2
+  rmdir "$WORK/home" "$WORK" 2>/dev/null || true
+  exit 1
+fi
 [ -z "$(git -C "$REPO_ROOT" status --porcelain --untracked-files=no)" ] \
   || echo "note: uncommitted changes are not in the cold clone (it is HEAD, $(git -C "$REPO_ROOT" rev-parse --short HEAD))" >&2
 rm -rf "$WORK/specforge-k8s"
@@ -24,9 +35,13 @@ git clone -q --no-hardlinks "$REPO_ROOT" "$WORK/specforge-k8s"
 cleanup() {
   if [ "${KEEP_COLD_HOME:-0}" = 1 ]; then
     echo "kept: $WORK (cold HOME $WORK/home)" >&2
-  else
-    rm -rf --one-file-system "$WORK" 2>/dev/null || echo "note: some of $WORK could not be removed" >&2
+    return
   fi
+  # A build killed midway leaves buildah's overlay mounts under the cold HOME.
+  awk -v w="$WORK" 'index($2, w "/") == 1 { print $2 }' /proc/mounts | sort -r | while read -r mount; do
+    umount -l "$mount" 2>/dev/null || true
+  done
+  rm -rf --one-file-system "$WORK" 2>/dev/null || echo "note: some of $WORK could not be removed" >&2
 }
 trap cleanup EXIT
 

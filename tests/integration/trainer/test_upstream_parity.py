@@ -14,106 +14,23 @@ test needs no C++ toolchain. The only conversion is the mask convention (see ``o
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import warnings
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import pytest
 import torch
-from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
-from specforge_trainer.models.draft_vocab import build_draft_vocab
-from specforge_trainer.train.objective import Eagle3Batch, eagle3_objective, shift_left
-from transformers import LlamaConfig
+from _support.upstream_specforge import DraftShapes, paired_drafts, upstream_losses, upstream_specforge
+from specforge_trainer.train.objective import Eagle3Batch, eagle3_objective
 
-UPSTREAM_REQUIREMENT = "specforge==0.2.0"
-UPSTREAM_DIR = Path(
-    os.environ.get("SPECFORGE_UPSTREAM_DIR", Path.home() / ".cache" / "specforge-upstream" / "site")
-)
 VOCAB, DRAFT_VOCAB, HIDDEN, HEADS, KV_HEADS, HEAD_DIM = 48, 20, 64, 4, 2, 16
+SHAPES = DraftShapes(HIDDEN, 2 * HIDDEN, HEADS, KV_HEADS, HEAD_DIM, VOCAB, DRAFT_VOCAB)
 TTT_LENGTH = 4
 
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[SimpleNamespace]:
-    if not (UPSTREAM_DIR / "specforge" / "algorithms" / "eagle3" / "model.py").is_file():
-        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
-        subprocess.run([*pip, "--target", str(UPSTREAM_DIR), UPSTREAM_REQUIREMENT], check=True)
-    sys.path.insert(0, str(UPSTREAM_DIR))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "flash_attn is not found": the sdpa backend needs none
-            import specforge.algorithms.eagle3.model as eagle3_model
-            from specforge.core.loss import _compute_loss
-            from specforge.modeling.draft.llama3_eagle import LlamaForCausalLMEagle3
-            from specforge.modeling.target.target_head import TargetHead
-
-        class ReferenceLogSoftmaxLoss:
-            @staticmethod
-            def apply(
-                logits: torch.Tensor, target_p: torch.Tensor, position_mask: torch.Tensor
-            ) -> torch.Tensor:
-                return _compute_loss(logits, target_p, position_mask)
-
-        kernel = eagle3_model.LogSoftmaxLoss
-        eagle3_model.LogSoftmaxLoss = ReferenceLogSoftmaxLoss
-        torch.compiler.set_stance("force_eager")
-        yield SimpleNamespace(
-            model=eagle3_model, draft_class=LlamaForCausalLMEagle3, preprocess=TargetHead.preprocess
-        )
-    finally:
-        torch.compiler.set_stance("default")
-        if "eagle3_model" in locals():
-            eagle3_model.LogSoftmaxLoss = kernel
-        sys.path.remove(str(UPSTREAM_DIR))
-        for name in [n for n in sys.modules if n == "specforge" or n.startswith("specforge.")]:
-            del sys.modules[name]
-
-
-def _ours() -> Eagle3DraftModel:
-    torch.manual_seed(0)
-    config = DraftConfig(
-        hidden_size=HIDDEN,
-        intermediate_size=2 * HIDDEN,
-        num_attention_heads=HEADS,
-        num_key_value_heads=KV_HEADS,
-        head_dim=HEAD_DIM,
-        target_vocab_size=VOCAB,
-        draft_vocab_size=DRAFT_VOCAB,
-        max_position_embeddings=256,
-    )
-    counts = torch.randint(0, VOCAB, (400,), generator=torch.Generator().manual_seed(3))
-    vocab = build_draft_vocab([counts], target_vocab_size=VOCAB, draft_vocab_size=DRAFT_VOCAB)
-    draft = Eagle3DraftModel(config, torch.nn.Embedding(VOCAB, HIDDEN), vocab)
-    with torch.no_grad():  # non-trivial norms, so a swapped norm would show
-        for name, parameter in draft.named_parameters():
-            if name.endswith("norm.weight"):
-                parameter.uniform_(0.5, 1.5)
-    return draft
-
-
-def _theirs(upstream: ModuleType, ours: Eagle3DraftModel) -> torch.nn.Module:
-    config = LlamaConfig(
-        hidden_size=HIDDEN,
-        intermediate_size=2 * HIDDEN,
-        num_attention_heads=HEADS,
-        num_key_value_heads=KV_HEADS,
-        head_dim=HEAD_DIM,
-        num_hidden_layers=1,
-        vocab_size=VOCAB,
-        rms_norm_eps=ours.config.rms_norm_eps,
-        rope_theta=ours.config.rope_theta,
-        max_position_embeddings=256,
-        hidden_act="silu",
-    )
-    config.draft_vocab_size = DRAFT_VOCAB
-    draft = upstream.draft_class(config, attention_backend="sdpa")
-    draft.load_state_dict(ours.state_dict(), strict=True)
-    draft.freeze_embedding()  # as upstream trains: the embedding is the target's, frozen
-    return draft
+    with upstream_specforge() as modules:
+        yield modules
 
 
 def _batch() -> Eagle3Batch:
@@ -140,23 +57,12 @@ def _gradients(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_loss_accuracy_and_gradients_match_upstream(upstream: SimpleNamespace) -> None:
-    ours, batch = _ours(), _batch()
-    theirs = _theirs(upstream, ours)
+    ours, theirs = paired_drafts(upstream, SHAPES)
+    batch = _batch()
     output = eagle3_objective(ours, batch, TTT_LENGTH)
     output.loss.backward()
 
-    # Upstream's inputs: its own preprocess shifts ids and target; its mask is ours shifted by one.
-    input_ids, target, loss_mask = upstream.preprocess(
-        None, batch.input_ids, batch.target_logits, shift_left(batch.loss_mask, 1)
-    )
-    wrapped = upstream.model.OnlineEagle3Model(theirs, length=TTT_LENGTH, attention_backend="sdpa")
-    plosses, _, accuracies, *_ = wrapped(
-        input_ids=input_ids,
-        attention_mask=batch.attention_mask,
-        target=target,
-        loss_mask=loss_mask,
-        hidden_states=batch.aux_hidden_states,
-    )
+    plosses, accuracies = upstream_losses(upstream, theirs, batch, TTT_LENGTH)
     sum(0.8**i * loss for i, loss in enumerate(plosses)).backward()
 
     torch.testing.assert_close(output.step_losses, torch.stack(plosses).detach(), rtol=1e-5, atol=1e-7)

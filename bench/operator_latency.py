@@ -15,7 +15,7 @@
    directly and through the operator, each controller's RSS, and each backend's gang-restart time.
 
 The operator runs as a real subprocess (``python -m specforge_operator``), as in the e2e tests.
-Usage: python bench/operator.py [--latency-runs 100] [--scale-runs 1000] [--ha-runs 1000]; a count of 0
+Usage: python bench/operator_latency.py [--latency-runs 100] [--scale-runs 1000] [--ha-runs 1000]; a count of 0
 skips its part. Each part's runs are deleted before the next part starts, so the replicas of part 4 see
 exactly their own runs.
 """
