@@ -56,9 +56,10 @@ def _target_identity(run: SpecForgeRun) -> str:
     target = run.spec.target_model
     if target.builtin:
         return f"builtin:{target.builtin}"
+    # Names, sizes and modification times: a replaced model gets a new file, without hashing gigabytes.
     path = Path(target.path or "")
-    stat = path.stat() if path.is_file() else None
-    return f"path:{path}:{stat.st_size if stat else 'dir'}"
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    return "|".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files if p.exists())
 
 
 def regenerated_dataset(run: SpecForgeRun, feature_store_dir: Path) -> Path:
