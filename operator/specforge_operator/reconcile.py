@@ -52,7 +52,7 @@ from specforge_operator.render.meta import ChildNames
 from specforge_operator.render.producers import PRODUCER_COMPONENT
 from specforge_operator.render.store import CONFIG_KEY, PASSWORD_KEY, redis_auth_secret
 from specforge_operator.status import Event, Observed, derive_status
-from specforge_operator.status.derive import operator_fields
+from specforge_operator.status.derive import operator_fields, trainer_fields
 from specforge_operator.workloads.base import WorkloadObservation, WorkloadState
 from specforge_operator.workloads.batch_job import observe_job
 
@@ -119,12 +119,9 @@ class Reconciler:
         written_json = self._written.get(uid)
         if written_json is None:
             return run
-        written = json.loads(written_json)
-        progress = run.status.progress if run.status else None
-        merged = {
-            **written,
-            "progress": progress.model_dump(by_alias=True, mode="json") if progress else None,
-        }
+        # The operator's own fields as it last wrote them (the watch may lag), the trainer's as they are.
+        live = run.status.model_dump(by_alias=True, mode="json", exclude_none=True) if run.status else {}
+        merged = {**json.loads(written_json), **trainer_fields(live)}
         return run.model_copy(update={"status": SpecForgeRunStatus.model_validate(merged)})
 
     def _reconcile_locked(self, run: SpecForgeRun) -> ReconcileResult:

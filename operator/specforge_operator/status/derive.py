@@ -95,7 +95,9 @@ def derive_status(run: SpecForgeRun, observed: Observed, now: str) -> tuple[dict
     previous = run.status.model_dump(by_alias=True, exclude_none=True, mode="json") if run.status else {}
     previous_phase = run.status.phase if run.status else None
     if previous_phase is not None and previous_phase.is_finished:
-        return operator_fields(previous), []  # finished is final: later child changes (TTL, GC) don't matter
+        # Finished is final: later child changes (TTL, GC) don't matter. The trainer's evaluation may
+        # still arrive after the reconcile that saw the workload succeed, and DraftQualified follows it.
+        return _requalified(run, operator_fields(previous), now), []
     verdict = _verdict(run, observed)
     generation = run.metadata.generation
     updates = []
@@ -159,6 +161,22 @@ def derive_status(run: SpecForgeRun, observed: Observed, now: str) -> tuple[dict
                 Event("Warning", qualified.reason, f"the draft does not qualify: {qualified.message}")
             )
     return status, events
+
+
+def _requalified(run: SpecForgeRun, status: dict[str, Any], now: str) -> dict[str, Any]:
+    """A finished run's status with DraftQualified brought up to date with ``status.evaluation``."""
+    qualified = draft_qualified(run, finished=True)
+    if qualified is None:
+        return status
+    conditions = status.get("conditions", [])
+    (merged,) = merge_conditions(conditions, [qualified], now=now, generation=run.metadata.generation)
+    kept = [condition for condition in conditions if condition.get("type") != qualified.type]
+    return {**status, "conditions": [*kept, merged]}
+
+
+def trainer_fields(status: dict[str, Any]) -> dict[str, Any]:
+    """The part of a status (wire form) the trainer writes: progress, evaluation, export."""
+    return {key: value for key, value in status.items() if key in TRAINER_OWNED_FIELDS}
 
 
 def operator_fields(status: dict[str, Any]) -> dict[str, Any]:

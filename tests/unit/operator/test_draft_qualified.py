@@ -99,3 +99,17 @@ def test_the_trainer_owns_evaluation_and_export() -> None:
 def test_manifest_rules_refuse_an_evaluation_that_cannot_run(spec: dict[str, Any], field: str) -> None:
     with pytest.raises(ManifestError, match=field):
         parse_run_manifest(run_manifest(**spec))
+
+
+def test_an_evaluation_arriving_after_the_run_finished_still_qualifies_it() -> None:
+    """The trainer patches status.evaluation just before its pod exits; the reconcile that sees the
+    workload succeed may still hold the run without it. The condition follows the late figure."""
+    finished, _ = derive(None)
+    assert condition(finished)["reason"] == "NotEvaluated"
+    late = {**finished, **measured(2.4), "phase": "Succeeded"}
+    status, events = derive(late)
+    found = condition(status)
+    assert found is not None and (found["status"], found["reason"]) == ("True", "Qualified")
+    assert status["phase"] == "Succeeded" and not events
+    assert [c["type"] for c in status["conditions"]].count("DraftQualified") == 1
+    assert {c["type"] for c in finished["conditions"]} == {c["type"] for c in status["conditions"]}
