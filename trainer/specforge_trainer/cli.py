@@ -33,6 +33,8 @@ from specforge_trainer.local.launch import METADATA_URL_ENV
 from specforge_trainer.local.supervisor import ProcessFailed
 
 if TYPE_CHECKING:
+    import torch
+
     from specforge_trainer.reporting.kubernetes_status import KubernetesProgressReporter
 
 EXIT_BAD_INPUT = 2
@@ -188,17 +190,15 @@ def _train(
 
 
 def _qualification_stage(
-    run: SpecForgeRun, out: Path, device: object, reporter: KubernetesProgressReporter | None
+    run: SpecForgeRun, out: Path, device: torch.device, reporter: KubernetesProgressReporter | None
 ) -> None:
     """After training: real speculative decoding on the held-out conversations, then the export."""
-    import torch
-
     from specforge_trainer.speculative.evaluation import format_report
     from specforge_trainer.speculative.qualification import qualify
 
     if reporter is not None:
         reporter.on_stage("Evaluating", 0, 1)
-    result = qualify(run, out, torch.device(str(device)))
+    result = qualify(run, out, device)
     assert result is not None
     print(format_report(result.report), file=sys.stderr)
     state = "qualifies" if result.qualified else "does not qualify"
@@ -214,7 +214,7 @@ def _regeneration_stage(
     feature_store: Path,
     shard_index: int,
     num_shards: int,
-    device: object,
+    device: torch.device,
     *,
     answer: bool,
     reporter: KubernetesProgressReporter | None = None,
@@ -296,7 +296,11 @@ def _produce_command(args: argparse.Namespace) -> None:
     metadata_url = os.environ.get(METADATA_URL_ENV) or None
     mode = DeploymentMode.parse(run.spec.deployment_mode.value)
     feature_store = args.feature_store or Path(run.spec.feature_store.path)
-    _regeneration_stage(run, feature_store, args.shard_index, args.num_shards, _device(), answer=True)
+    from specforge_trainer.train.distributed import single_process_device
+
+    _regeneration_stage(
+        run, feature_store, args.shard_index, args.num_shards, single_process_device(), answer=True
+    )
     if mode.durable and metadata_url:
         _stream_produce(run, args, mode, metadata_url)
         return
@@ -341,36 +345,23 @@ def _stream_produce(
     )
 
 
-def _device() -> str:
-    import torch
-
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
-
-
 def _store_wait_s() -> float:
     return float(os.environ.get("SPECFORGE_STORE_WAIT_S", str(DEFAULT_STORE_WAIT_S)))
 
 
 def _regenerate_command(args: argparse.Namespace) -> None:
-    import torch
-
-    from specforge_trainer.data.regenerate import RegenerateSettings, regenerate_dataset
-    from specforge_trainer.models.target import describe_target
-    from specforge_trainer.regeneration import regenerate_settings, source_dataset
+    from specforge_trainer.regeneration import answer_shard
+    from specforge_trainer.train.distributed import single_process_device
 
     run = load_run_manifest(args.manifest)
     _limit_cpu_threads()
-    settings = regenerate_settings(run) or RegenerateSettings(seed=run.spec.training.seed)
-    spec = run.spec.target_model
-    target = describe_target(builtin=spec.builtin, path=spec.path).load().to(torch.device(_device()))
     log = logging.getLogger("specforge.regenerate")
-    result = regenerate_dataset(
-        source_dataset(run),
+    result = answer_shard(
+        run,
         args.out,
-        target,
-        settings,
         shard_index=args.shard_index,
         num_shards=args.num_shards,
+        device=single_process_device(),
         progress=lambda done, total: log.info("regenerating: %d/%d conversations", done, total),
     )
     state = "written" if result.complete else "not complete yet (other shards still answering)"
@@ -389,13 +380,13 @@ def _export_command(args: argparse.Namespace) -> None:
 def _eval_command(args: argparse.Namespace) -> None:
     import json
 
-    import torch
-
     from specforge_trainer.speculative.evaluation import evaluate_run, format_report
 
     run = load_run_manifest(args.manifest)
     _limit_cpu_threads()
-    device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    from specforge_trainer.train.distributed import single_process_device
+
+    device = single_process_device()
     report = evaluate_run(
         run,
         args.checkpoint,

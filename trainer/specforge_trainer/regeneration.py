@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from specforge_api import SpecForgeRun
 
 from specforge_trainer.data.regenerate import (
@@ -81,27 +82,22 @@ def training_dataset(run: SpecForgeRun, feature_store_dir: Path | None) -> Path:
     return regenerated_dataset(run, feature_store_dir)
 
 
-def run_regeneration_shard(
+def answer_shard(
     run: SpecForgeRun,
-    feature_store_dir: Path,
+    out: Path,
     *,
     shard_index: int,
     num_shards: int,
-    device: object,
+    device: torch.device,
     progress: Callable[[int, int], None] | None = None,
 ) -> RegenerateResult:
-    """Answer this shard's batches with the run's target (loaded here, dropped afterwards)."""
-    import torch
-
+    """Answer shard ``shard_index`` of the run's source conversations into ``out`` with the run's target
+    (loaded here, dropped afterwards); the defaults of ``spec.dataset.regenerate`` when it is unset."""
     from specforge_trainer.models.target import describe_target
 
-    settings = regenerate_settings(run)
-    assert settings is not None
-    out = regenerated_dataset(run, feature_store_dir)
-    if out.is_file():
-        return RegenerateResult(path=out, conversations=-1, answered_here=0, complete=True)
+    settings = regenerate_settings(run) or RegenerateSettings(seed=run.spec.training.seed)
     spec = run.spec.target_model
-    target = describe_target(builtin=spec.builtin, path=spec.path).load().to(torch.device(str(device)))
+    target = describe_target(builtin=spec.builtin, path=spec.path).load().to(device)
     started = time.monotonic()
     result = regenerate_dataset(
         source_dataset(run),
@@ -157,7 +153,7 @@ def ensure_regenerated(
     shard_index: int,
     num_shards: int,
     answer: bool,
-    device: object,
+    device: torch.device,
     progress: Callable[[int, int], None] | None = None,
     timeout_s: float = 7 * 24 * 3600.0,
 ) -> Path | None:
@@ -166,13 +162,9 @@ def ensure_regenerated(
     None when the run does not regenerate."""
     if run.spec.dataset.regenerate is None:
         return None
-    if answer:
-        run_regeneration_shard(
-            run,
-            feature_store_dir,
-            shard_index=shard_index,
-            num_shards=num_shards,
-            device=device,
-            progress=progress,
+    out = regenerated_dataset(run, feature_store_dir)
+    if answer and not out.is_file():
+        answer_shard(
+            run, out, shard_index=shard_index, num_shards=num_shards, device=device, progress=progress
         )
     return wait_for_regenerated(run, feature_store_dir, timeout_s, progress)

@@ -11,14 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import torch
 from specforge_api import SpecForgeRun
 
 from specforge_trainer.control_plane import DataFlowController
 from specforge_trainer.features.producer import FeatureProducer
 from specforge_trainer.features.store import DirectoryFeatureStore
 from specforge_trainer.run_data import load_run_data
-from specforge_trainer.train.distributed import ParallelContext
+from specforge_trainer.train.distributed import ParallelContext, single_process_device
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ def produce_features(
 ) -> ProduceResult:
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"shard index must be in [0, {num_shards}), got {shard_index}")
-    context = ParallelContext(rank=0, world_size=1, device=_device())
+    context = ParallelContext(rank=0, world_size=1, device=single_process_device())
     data = load_run_data(run, context, Path(feature_store_dir))
     producer = FeatureProducer(run.name, data.target, data.samples, DirectoryFeatureStore(feature_store_dir))
     mine = [index for index in range(len(data.samples)) if index % num_shards == shard_index]
@@ -60,7 +59,3 @@ def produce_features(
             committed += len(controller.commit_samples(f"producer-{shard_index}", refs))
     sizes = [producer.ref(0, index).estimated_bytes for index in mine]
     return ProduceResult(len(mine), committed, sum(sizes) / max(1, len(sizes)))
-
-
-def _device() -> torch.device:
-    return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")

@@ -176,13 +176,11 @@ def stream_shard_of_run(
     max_unacked_refs: int = DEFAULT_MAX_UNACKED_REFS,
 ) -> StreamingProduceResult:
     """What a producer process runs: load the target and data, then stream its shard."""
-    import torch
-
     from specforge_trainer.run_data import load_run_data
-    from specforge_trainer.train.distributed import ParallelContext
+    from specforge_trainer.train.distributed import ParallelContext, single_process_device
 
-    device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
-    data = load_run_data(run, ParallelContext(rank=0, world_size=1, device=device), Path(feature_store_dir))
+    context = ParallelContext(rank=0, world_size=1, device=single_process_device())
+    data = load_run_data(run, context, Path(feature_store_dir))
     producer = FeatureProducer(run.name, data.target, data.samples, DirectoryFeatureStore(feature_store_dir))
     return produce_streaming(
         run,

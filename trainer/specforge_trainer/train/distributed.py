@@ -30,6 +30,11 @@ class ParallelContext:
         return self.world_size > 1
 
 
+def single_process_device() -> torch.device:
+    """The device of a process outside a rank group (producers, eval, regeneration): the first GPU, else CPU."""
+    return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+
+
 def init_parallel() -> ParallelContext:
     """Join the torchrun process group when launched by torchrun, else run as a single rank."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
