@@ -224,6 +224,16 @@ class EvaluationSpec(ApiModel):
             "acceptance length reaches this and its output is identical to greedy decoding."
         ),
     )
+    interval_steps: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Also measure every this many optimizer steps during training (a multiple of "
+            "training.checkpointInterval). The checkpoint with the best real acceptance length is kept "
+            "on disk, reported and exported, not only the last one."
+        ),
+    )
 
 
 class DraftFormat(StrEnum):
@@ -601,6 +611,20 @@ class SpecForgeRunSpec(ApiModel):
                 or s.evaluation.prompts <= s.dataset.held_out_conversations
             ),
             field="evaluation.prompts",
+        ),
+        CrossFieldRule(
+            cel="!has(self.evaluation) || !has(self.evaluation.intervalSteps) || "
+            "self.evaluation.intervalSteps % (has(self.training) && has(self.training.checkpointInterval) ? "
+            f"self.training.checkpointInterval : {TrainingConfig.model_fields['checkpoint_interval'].default}) "
+            "== 0",
+            message="evaluation.intervalSteps measures checkpoints, so it must be a multiple of "
+            "training.checkpointInterval",
+            holds=lambda s: (
+                s.evaluation is None
+                or s.evaluation.interval_steps is None
+                or s.evaluation.interval_steps % s.training.checkpoint_interval == 0
+            ),
+            field="evaluation.intervalSteps",
         ),
         CrossFieldRule(
             cel="!has(self.export) || has(self.evaluation)",

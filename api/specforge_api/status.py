@@ -99,6 +99,11 @@ class Evaluation(StatusModel):
     )
     speedup: float = Field(ge=0, description="Wall-clock speed-up over plain greedy decoding.")
     lossless: bool = Field(description="Whether the output was identical to greedy decoding.")
+    checkpoints_compared: int | None = Field(
+        default=None,
+        ge=1,
+        description="Checkpoints measured so far (evaluation.intervalSteps); the one reported is the best.",
+    )
     updated_at: datetime | None = Field(default=None, description="When it was measured.")
 
 

@@ -18,3 +18,18 @@ def minimal_run(name: str = "bad", **spec: Any) -> dict[str, Any]:
             **spec,
         },
     }
+
+
+#: Spec changes the evaluation rules refuse, with the field each error must name; the API server (CEL)
+#: and the pydantic models are held to the same list.
+BAD_EVALUATION_SPECS: list[tuple[dict[str, Any], str]] = [
+    ({"dataset": {"builtin": "chat-mini", "heldOutConversations": 0}, "evaluation": {}}, "spec.evaluation"),
+    ({"evaluation": {"prompts": 17}}, "spec.evaluation.prompts"),  # 16 held out by default
+    ({"export": {"to": "sglang"}}, "spec.export"),
+    ({"evaluation": {"intervalSteps": 75}}, "spec.evaluation.intervalSteps"),  # checkpoints every 50
+    (
+        {"training": {"checkpointInterval": 10}, "evaluation": {"intervalSteps": 25}},
+        "spec.evaluation.intervalSteps",
+    ),
+    ({"evaluation": {"intervalSteps": 0}}, "spec.evaluation.intervalSteps"),
+]

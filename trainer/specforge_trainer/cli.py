@@ -18,6 +18,7 @@ Manifest errors are printed with their field paths before any model is loaded; o
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     import torch
 
     from specforge_trainer.reporting.kubernetes_status import KubernetesProgressReporter
+    from specforge_trainer.speculative.qualification import IntervalEvaluation
 
 EXIT_BAD_INPUT = 2
 EXIT_NOT_LOSSLESS = 3  # `specforge eval`: speculative output differed from the target's greedy output
@@ -182,11 +184,30 @@ def _train(
                 )
             if reporter is not None:
                 trainer.sinks.append(reporter)
+            if run.spec.evaluation is not None:
+                trainer.checkpoint_watchers += _evaluation_watchers(run, out, context.device, reporter)
         trainer.train()
     finally:
         shutdown_parallel()
     if context.is_primary and run.spec.evaluation is not None:
         _qualification_stage(run, out, context.device, reporter)
+
+
+def _evaluation_watchers(
+    run: SpecForgeRun, out: Path, device: torch.device, reporter: KubernetesProgressReporter | None
+) -> list[IntervalEvaluation]:
+    """Start the run's evaluation ledger (empty unless resuming) and, with evaluation.intervalSteps,
+    measure checkpoints as they are saved."""
+    from specforge_trainer.speculative.qualification import EvaluationLedger, IntervalEvaluation
+    from specforge_trainer.train.checkpoint import latest_checkpoint
+
+    if latest_checkpoint(out) is None:
+        EvaluationLedger(out).clear()  # a fresh start's checkpoint names would match an old run's entries
+    assert run.spec.evaluation is not None
+    if not run.spec.evaluation.interval_steps:
+        return []
+    publish = None if reporter is None else functools.partial(reporter.on_qualification, final=False)
+    return [IntervalEvaluation(run, out, device, publish)]
 
 
 def _qualification_stage(

@@ -3,6 +3,8 @@ against ``spec.evaluation.minAcceptanceLength``. Pure: spec and status in, a con
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 from specforge_api.run import SpecForgeRun
 
 from specforge_operator.status.conditions import ConditionUpdate
@@ -25,7 +27,8 @@ def draft_qualified(run: SpecForgeRun, *, finished: bool) -> ConditionUpdate | N
     figures = (
         f"real acceptance length {measured.acceptance_length:.2f} at {measured.draft_steps} draft steps "
         f"(simulated {_optional(measured.simulated_acceptance_length)}), {measured.speedup:.2f}x wall-clock, "
-        f"{measured.prompts} held-out prompts; minAcceptanceLength {wanted.min_acceptance_length:g}"
+        f"{measured.prompts} held-out prompts, checkpoint {PurePosixPath(measured.checkpoint).name}"
+        f"{_best_of(measured.checkpoints_compared)}; minAcceptanceLength {wanted.min_acceptance_length:g}"
     )
     if not measured.lossless:
         return ConditionUpdate(
@@ -34,6 +37,10 @@ def draft_qualified(run: SpecForgeRun, *, finished: bool) -> ConditionUpdate | N
     if measured.acceptance_length < wanted.min_acceptance_length:
         return ConditionUpdate(CONDITION, False, "BelowMinAcceptanceLength", figures)
     return ConditionUpdate(CONDITION, True, "Qualified", figures)
+
+
+def _best_of(compared: int | None) -> str:
+    return f" (best of {compared} measured)" if compared and compared > 1 else ""
 
 
 def _optional(value: float | None) -> str:

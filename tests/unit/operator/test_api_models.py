@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _support.manifests import BAD_EVALUATION_SPECS
 from specforge_api import DeploymentMode, ManifestError, load_run_manifest, parse_run_manifest
 from unit.operator.builders import run_manifest
 
@@ -58,6 +59,7 @@ BAD_SPECS = [
         {"deploymentMode": "dataflow_colocated", "training": {"featureMode": "online"}},
         "spec.training.featureMode",
     ),
+    *BAD_EVALUATION_SPECS,
 ]
 
 

@@ -65,6 +65,15 @@ def test_the_condition_weighs_the_real_figure_against_the_threshold(
     assert bool(warned) == (expected == "False")
 
 
+def test_the_message_names_the_checkpoint_and_how_many_were_compared() -> None:
+    interim = measured(2.4)
+    interim["evaluation"]["checkpointsCompared"] = 3
+    status, _ = derive(interim, WorkloadState.RUNNING)
+    found = condition(status)
+    assert found is not None and found["status"] == "True"
+    assert "checkpoint epoch_9_step_590 (best of 3 measured)" in found["message"]
+
+
 def test_no_condition_before_the_trainer_measured_while_running() -> None:
     status, _ = derive(None, WorkloadState.RUNNING)
     assert condition(status) is None

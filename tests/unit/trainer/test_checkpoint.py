@@ -40,6 +40,23 @@ def test_keeps_the_last_k_and_resumes_from_the_newest(tmp_path: Path) -> None:
     assert torch.equal(restored.fc.weight, _draft(15).fc.weight)
 
 
+def test_a_pinned_checkpoint_outlives_retention(tmp_path: Path) -> None:
+    for step in (5, 10, 15, 20):
+        save_checkpoint(
+            tmp_path,
+            epoch=0,
+            step=step,
+            draft=_draft(step),
+            training_state={},
+            keep=1,
+            pinned={"epoch_0_step_5"},
+        )
+    assert [p.name for p in checkpoint_folders(tmp_path)] == ["epoch_0_step_5", "epoch_0_step_20"]
+    assert (
+        latest_checkpoint(tmp_path) == tmp_path / "epoch_0_step_20"
+    )  # pinning never changes the resume point
+
+
 def test_a_half_written_checkpoint_is_ignored(tmp_path: Path) -> None:
     save_checkpoint(tmp_path, epoch=0, step=4, draft=_draft(4), training_state={}, keep=3)
     (tmp_path / ".epoch_0_step_8.tmp-123").mkdir()  # what a crash mid-write leaves behind

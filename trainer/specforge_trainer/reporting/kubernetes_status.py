@@ -46,7 +46,11 @@ def progress_patch(report: StepReport, *, now: datetime | None = None) -> dict[s
     }
 
 
-def qualification_patch(result: Qualification, *, now: datetime | None = None) -> dict[str, Any]:
+def qualification_patch(
+    result: Qualification, *, final: bool = True, now: datetime | None = None
+) -> dict[str, Any]:
+    """status.evaluation (and export); ``final`` when training is over (stage Evaluated), else the best
+    checkpoint measured so far (evaluation.intervalSteps) while training goes on."""
     report = result.report
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     status: dict[str, Any] = {
@@ -60,10 +64,12 @@ def qualification_patch(result: Qualification, *, now: datetime | None = None) -
             "positionAcceptance": [round(rate, 4) for rate in report.position_acceptance],
             "speedup": round(report.speedup, 4),
             "lossless": report.identical_to_greedy,
+            "checkpointsCompared": result.checkpoints_compared,
             "updatedAt": stamp,
         },
-        "progress": {"stage": "Evaluated", "updatedAt": stamp},
     }
+    if final:
+        status["progress"] = {"stage": "Evaluated", "updatedAt": stamp}
     if result.export_path is not None:
         status["export"] = {
             "path": str(result.export_path),
@@ -142,10 +148,10 @@ class KubernetesProgressReporter:
         except Exception as error:  # never fatal: see the module docstring
             logger.warning("could not report %s progress (%d/%d): %s", stage, done, total, error)
 
-    def on_qualification(self, result: Qualification) -> None:
-        """The evaluation (and export) after training; sent at once, and never fatal."""
+    def on_qualification(self, result: Qualification, *, final: bool = True) -> None:
+        """An evaluation (and export after training); sent at once, and never fatal."""
         try:
-            self.patch(qualification_patch(result))
+            self.patch(qualification_patch(result, final=final))
         except Exception as error:  # see the module docstring
             logger.warning("could not report the evaluation: %s", error)
 

@@ -76,6 +76,10 @@ class EvalReport:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EvalReport:
+        return cls(**{**data, "mismatches": [Mismatch(**found) for found in data["mismatches"]]})
+
 
 def resolve_checkpoint(path: Path) -> Path:
     """A checkpoint folder, or the newest one under a run's output directory."""

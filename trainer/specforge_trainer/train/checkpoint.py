@@ -5,7 +5,8 @@ draft's parameter names plus ``config.json``), so SGLang can serve it as is (``s
 writes a smaller copy in the serving dtype), and ``training_state.pt``
 with everything else a resume needs (optimizer, scheduler, RNG, counters, control-plane state). A
 folder is first written under a hidden temporary name and renamed into place, so a crash mid-write
-leaves the previous checkpoint the newest complete one. Only the last ``keep`` folders are kept.
+leaves the previous checkpoint the newest complete one. Only the last ``keep`` folders are kept, and
+any the run pins (the checkpoint with the best real acceptance, ``evaluation.intervalSteps``).
 
 Weights are the fp32 master weights, without the frozen ``embed_tokens`` (a copy of the target's,
 V x H: ~2 GB for a 128k vocabulary; SGLang and a resume both take it from the target). The config
@@ -19,6 +20,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -66,21 +68,36 @@ def draft_weights(draft: Eagle3DraftModel) -> dict[str, torch.Tensor]:
     }
 
 
+def checkpoint_step(folder: Path) -> int | None:
+    """The global step a checkpoint folder ends at (None: not a checkpoint folder's name)."""
+    found = _FOLDER.match(folder.name)
+    return int(found.group(2)) if found else None
+
+
 def checkpoint_folders(root: Path) -> list[Path]:
     """Complete checkpoint folders under ``root``, oldest first."""
     if not root.is_dir():
         return []
     found = [
-        (int(m.group(2)), path)
+        (step, path)
         for path in root.iterdir()
-        if (m := _FOLDER.match(path.name)) and path.is_dir()
+        if (step := checkpoint_step(path)) is not None and path.is_dir()
     ]
     return [path for _, path in sorted(found)]
 
 
 def save_checkpoint(
-    root: Path, *, epoch: int, step: int, draft: Eagle3DraftModel, training_state: dict[str, Any], keep: int
+    root: Path,
+    *,
+    epoch: int,
+    step: int,
+    draft: Eagle3DraftModel,
+    training_state: dict[str, Any],
+    keep: int,
+    pinned: Collection[str] = (),
 ) -> Path:
+    """Write ``epoch_E_step_S/`` and delete all but the newest ``keep`` folders, and those ``pinned``
+    by name (the best-measured one)."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"epoch_{epoch}_step_{step}"
     staging = root / f".{final.name}.tmp-{os.getpid()}"
@@ -92,9 +109,15 @@ def save_checkpoint(
     if final.exists():  # the same step again after a restart: replace it
         shutil.rmtree(final)
     os.replace(staging, final)
-    for stale in checkpoint_folders(root)[:-keep]:
-        shutil.rmtree(stale, ignore_errors=True)
+    prune_checkpoints(root, keep=keep, pinned=pinned)
     return final
+
+
+def prune_checkpoints(root: Path, *, keep: int, pinned: Collection[str] = ()) -> None:
+    """Delete all but the newest ``keep`` checkpoint folders and those ``pinned`` by name."""
+    for stale in checkpoint_folders(root)[:-keep]:
+        if stale.name not in pinned:
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def latest_checkpoint(root: Path) -> Path | None:

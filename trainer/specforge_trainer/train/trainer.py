@@ -10,7 +10,7 @@ every leased ref passes ``assert_no_tensors`` either way.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +21,12 @@ from specforge_trainer.control_plane import DataFlowController, SampleRef, asser
 from specforge_trainer.features.ref_sources import RefSource, load_features, step_sample_ids
 from specforge_trainer.models.draft import Eagle3DraftModel
 from specforge_trainer.train.batching import collate_features, longest_sample
-from specforge_trainer.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from specforge_trainer.train.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
 from specforge_trainer.train.data_schedule import DataSchedule
 from specforge_trainer.train.distributed import (
     ParallelContext,
@@ -86,6 +91,14 @@ class StepReport:
         }
 
 
+class CheckpointWatcher(Protocol):
+    """Told of each checkpoint the primary rank saves; may keep some from retention."""
+
+    def pinned(self) -> Collection[str]: ...
+
+    def on_checkpoint(self, folder: Path, step: int) -> None: ...
+
+
 class StepSink(Protocol):
     def on_start(self, restored: Sequence[StepReport]) -> None: ...
 
@@ -142,6 +155,7 @@ class Trainer:
     schedule: DataSchedule
     context: ParallelContext
     sinks: list[StepSink] = field(default_factory=list)
+    checkpoint_watchers: list[CheckpointWatcher] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.trainer_id = f"trainer-{self.context.rank}"
@@ -282,15 +296,28 @@ class Trainer:
         if step % self.settings.checkpoint_interval and step != self.total_steps:
             return False
         if self.context.is_primary:
-            save_checkpoint(
+            folder = save_checkpoint(
                 self.settings.checkpoint_dir,
                 epoch=self.counters.epoch,
                 step=step,
                 draft=self.draft,
                 training_state=self.state_dict(),
                 keep=self.settings.keep_checkpoints,
+                pinned=self._pinned_checkpoints(),
             )
+            if self.checkpoint_watchers:
+                for watcher in self.checkpoint_watchers:
+                    watcher.on_checkpoint(folder, step)
+                # A watcher may have moved its pin: what it held before goes unless it is recent.
+                prune_checkpoints(
+                    self.settings.checkpoint_dir,
+                    keep=self.settings.keep_checkpoints,
+                    pinned=self._pinned_checkpoints(),
+                )
         return True
+
+    def _pinned_checkpoints(self) -> set[str]:
+        return {name for watcher in self.checkpoint_watchers for name in watcher.pinned()}
 
     def state_dict(self) -> dict[str, Any]:
         return {
