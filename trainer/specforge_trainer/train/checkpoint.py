@@ -2,11 +2,18 @@
 
 Each folder holds the draft as a Hugging Face-style EAGLE3 draft (``model.safetensors`` with the
 draft's parameter names plus ``config.json``), so SGLang can serve it as is (``specforge export``
-writes a smaller copy in the serving dtype), and ``training_state.pt``
-with everything else a resume needs (optimizer, scheduler, RNG, counters, control-plane state). A
-folder is first written under a hidden temporary name and renamed into place, so a crash mid-write
-leaves the previous checkpoint the newest complete one. Only the last ``keep`` folders are kept, and
-any the run pins (the checkpoint with the best real acceptance, ``evaluation.intervalSteps``).
+writes a smaller copy in the serving dtype), and ``training_state.pt`` with everything else a resume
+needs (optimizer, scheduler, RNG, counters, control-plane state: plain types and tensors only, loaded
+with ``weights_only=True`` so a file on the checkpoints volume cannot run code in the trainer).
+
+A folder is written under a hidden temporary name, every file and the folder fsynced, and
+``complete.json`` (each file's size and SHA-256) written and synced last; then it is renamed into
+place and the parent fsynced. A folder without that record is not a checkpoint, and a resume checks
+sizes and hashes before it trusts one: a torn or truncated newest checkpoint is skipped for the one
+before it. Saving a step again (after a restart) moves the old folder aside before the new one is
+renamed in, so there is no moment without a complete checkpoint of that step on disk but the rename.
+Only the last ``keep`` folders are kept, and any the run pins (the checkpoint with the best real
+acceptance, ``evaluation.intervalSteps``).
 
 Weights are the fp32 master weights, without the frozen ``embed_tokens`` (a copy of the target's,
 V x H: ~2 GB for a 128k vocabulary; SGLang and a resume both take it from the target). The config
@@ -16,7 +23,9 @@ carries what a serving engine needs to match the target: ``max_position_embeddin
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -32,6 +41,14 @@ from specforge_trainer.models.draft import DraftConfig, Eagle3DraftModel
 _FOLDER = re.compile(r"^epoch_(\d+)_step_(\d+)$")
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.pt"
+CONFIG_FILE = "config.json"
+COMPLETE_FILE = "complete.json"  # written last: each file's size and SHA-256
+
+logger = logging.getLogger("specforge.checkpoint")
+
+
+class CorruptCheckpoint(ValueError):
+    """A checkpoint folder whose files do not match its completeness record."""
 
 
 FROZEN_WEIGHTS = frozenset({"embed_tokens.weight"})
@@ -75,15 +92,45 @@ def checkpoint_step(folder: Path) -> int | None:
 
 
 def checkpoint_folders(root: Path) -> list[Path]:
-    """Complete checkpoint folders under ``root``, oldest first."""
+    """Checkpoint folders under ``root`` that carry a completeness record, oldest first."""
     if not root.is_dir():
         return []
     found = [
         (step, path)
         for path in root.iterdir()
-        if (step := checkpoint_step(path)) is not None and path.is_dir()
+        if (step := checkpoint_step(path)) is not None and (path / COMPLETE_FILE).is_file()
     ]
     return [path for _, path in sorted(found)]
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def verify_checkpoint(folder: Path) -> None:
+    """Raise :class:`CorruptCheckpoint` unless every file matches ``complete.json`` (size, then hash)."""
+    try:
+        record = json.loads((folder / COMPLETE_FILE).read_text())["files"]
+    except (OSError, ValueError, KeyError) as error:
+        raise CorruptCheckpoint(f"checkpoint {folder} has no readable {COMPLETE_FILE}: {error}") from None
+    for name, expected in record.items():
+        path = folder / name
+        size = path.stat().st_size if path.is_file() else None
+        if size != expected["size"]:
+            raise CorruptCheckpoint(
+                f"checkpoint {folder}: {name} is {size} bytes, recorded {expected['size']}"
+            )
+        if _sha256(path) != expected["sha256"]:
+            raise CorruptCheckpoint(f"checkpoint {folder}: {name} does not match its recorded SHA-256")
 
 
 def save_checkpoint(
@@ -104,13 +151,32 @@ def save_checkpoint(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     save_file(draft_weights(draft), str(staging / WEIGHTS_FILE))
-    (staging / "config.json").write_text(json.dumps(draft_hf_config(draft.config), indent=2) + "\n")
+    (staging / CONFIG_FILE).write_text(json.dumps(draft_hf_config(draft.config), indent=2) + "\n")
     torch.save(training_state, staging / STATE_FILE)
-    if final.exists():  # the same step again after a restart: replace it
-        shutil.rmtree(final)
-    os.replace(staging, final)
+    files = (WEIGHTS_FILE, CONFIG_FILE, STATE_FILE)
+    for name in files:
+        _fsync(staging / name)
+    record = {
+        name: {"size": (staging / name).stat().st_size, "sha256": _sha256(staging / name)} for name in files
+    }
+    (staging / COMPLETE_FILE).write_text(json.dumps({"files": record}, indent=2) + "\n")
+    _fsync(staging / COMPLETE_FILE)
+    _fsync(staging)
+    _publish(staging, final)
     prune_checkpoints(root, keep=keep, pinned=pinned)
     return final
+
+
+def _publish(staging: Path, final: Path) -> None:
+    """Rename ``staging`` to ``final`` durably; an existing ``final`` (the same step saved again after
+    a restart) is moved aside first and deleted only once the new one is in place."""
+    replaced = final.with_name(f".{final.name}.replaced-{os.getpid()}")
+    if final.exists():
+        shutil.rmtree(replaced, ignore_errors=True)
+        os.replace(final, replaced)
+    os.replace(staging, final)
+    _fsync(final.parent)
+    shutil.rmtree(replaced, ignore_errors=True)
 
 
 def prune_checkpoints(root: Path, *, keep: int, pinned: Collection[str] = ()) -> None:
@@ -125,12 +191,25 @@ def latest_checkpoint(root: Path) -> Path | None:
     return folders[-1] if folders else None
 
 
+def restore_newest_intact(root: Path, draft: Eagle3DraftModel) -> tuple[Path, dict[str, Any]] | None:
+    """Load the newest checkpoint whose files match their record, skipping (and naming) torn ones."""
+    for folder in reversed(checkpoint_folders(root)):
+        try:
+            return folder, load_checkpoint(folder, draft)
+        except CorruptCheckpoint as error:
+            logger.warning("%s; falling back to the checkpoint before it", error)
+    return None
+
+
 def load_checkpoint(folder: Path, draft: Eagle3DraftModel) -> dict[str, Any]:
-    """Load weights into ``draft`` (its frozen embedding stays the target's) and return the training state."""
+    """Load weights into ``draft`` (its frozen embedding stays the target's) and return the training state.
+    A folder with a completeness record is verified against it first."""
+    if (folder / COMPLETE_FILE).exists():
+        verify_checkpoint(folder)
     missing, unexpected = draft.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=False)
     if unexpected or set(missing) - FROZEN_WEIGHTS:
         raise ValueError(
             f"checkpoint {folder} does not fit the draft: missing {sorted(set(missing) - FROZEN_WEIGHTS)}, "
             f"unexpected {sorted(unexpected)}"
         )
-    return torch.load(folder / STATE_FILE, weights_only=False)
+    return torch.load(folder / STATE_FILE, weights_only=True)

@@ -21,12 +21,7 @@ from specforge_trainer.control_plane import DataFlowController, SampleRef, asser
 from specforge_trainer.features.ref_sources import RefSource, load_features, step_sample_ids
 from specforge_trainer.models.draft import Eagle3DraftModel
 from specforge_trainer.train.batching import collate_features, longest_sample
-from specforge_trainer.train.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    prune_checkpoints,
-    save_checkpoint,
-)
+from specforge_trainer.train.checkpoint import prune_checkpoints, restore_newest_intact, save_checkpoint
 from specforge_trainer.train.data_schedule import DataSchedule
 from specforge_trainer.train.distributed import (
     ParallelContext,
@@ -330,11 +325,11 @@ class Trainer:
         }
 
     def restore(self) -> int | None:
-        """Resume from the newest complete checkpoint; returns its global step (None: fresh start)."""
-        folder = latest_checkpoint(self.settings.checkpoint_dir)
-        if folder is None:
+        """Resume from the newest intact checkpoint; returns its global step (None: fresh start)."""
+        restored = restore_newest_intact(self.settings.checkpoint_dir, self.draft)
+        if restored is None:
             return None
-        state = load_checkpoint(folder, self.draft)
+        _, state = restored
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
