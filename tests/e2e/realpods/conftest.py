@@ -14,7 +14,6 @@ real node skips this package, unless ``SPECFORGE_REQUIRE_REAL_NODE=1`` (as ``mak
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,11 +25,11 @@ import yaml
 from e2e.conftest import HACK_DIR, run_script, wait_for
 from e2e.specforgerun.conftest import GROUP, PLURAL, VERSION
 from kubernetes import client as k8s_client
+from specforge_trainer.train.checkpoint import WEIGHTS_FILE, latest_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO_ROOT / "examples"
 RUN_TIMEOUT_S = 900.0
-_CHECKPOINT = re.compile(r"^epoch_(\d+)_step_(\d+)$")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -135,10 +134,9 @@ def real_runs(kube_api: k8s_client.ApiClient, namespace: str, installed_operator
 
 
 def newest_weights(checkpoints: Path) -> bytes:
-    folders = [p for p in checkpoints.iterdir() if _CHECKPOINT.match(p.name)]
-    assert folders, f"no checkpoint in {checkpoints}: {sorted(p.name for p in checkpoints.iterdir())}"
-    newest = max(folders, key=lambda p: tuple(int(n) for n in _CHECKPOINT.match(p.name).groups()))  # type: ignore[union-attr]
-    return (newest / "model.safetensors").read_bytes()
+    newest = latest_checkpoint(checkpoints)
+    assert newest, f"no checkpoint in {checkpoints}: {sorted(p.name for p in checkpoints.iterdir())}"
+    return (newest / WEIGHTS_FILE).read_bytes()
 
 
 def train_on_host(manifest: dict[str, Any], out: Path) -> bytes:
