@@ -124,13 +124,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _limit_cpu_threads() -> None:
-    """One intra-op thread per process unless the user chose: the models are small and several
-    processes (ranks, producers, tests) share the cores; oversubscribed OpenMP spins slow every step."""
+def _set_cpu_threads(run: SpecForgeRun, *, producer: bool = False) -> None:
+    """On CPU, as many intra-op threads as the pod requests CPUs (trainer.resources.cpu, or the
+    producers' for a producer; 500m and the default 1 mean one thread, so processes sharing a machine
+    do not oversubscribe it), unless OMP_NUM_THREADS says otherwise."""
     import torch
 
-    if "OMP_NUM_THREADS" not in os.environ and not torch.cuda.is_available():
-        torch.set_num_threads(1)
+    from specforge_trainer.train.distributed import cpu_threads
+
+    if "OMP_NUM_THREADS" in os.environ or torch.cuda.is_available():
+        return
+    pool = run.spec.producers if producer and run.spec.producers is not None else run.spec.trainer
+    torch.set_num_threads(cpu_threads(pool.resources.cpu))
 
 
 def _train(
@@ -151,7 +156,7 @@ def _train(
     from specforge_trainer.reporting.terminal import TerminalProgress
     from specforge_trainer.train.distributed import init_parallel, shutdown_parallel
 
-    _limit_cpu_threads()
+    _set_cpu_threads(run)
     context = init_parallel()
     try:
         reporter = (
@@ -321,7 +326,7 @@ def _produce_command(args: argparse.Namespace) -> None:
     from specforge_trainer.features.precompute import produce_features
 
     run = load_run_manifest(args.config)
-    _limit_cpu_threads()
+    _set_cpu_threads(run, producer=True)
     metadata_url = os.environ.get(METADATA_URL_ENV) or None
     mode = DeploymentMode.parse(run.spec.deployment_mode.value)
     feature_store = args.feature_store or Path(run.spec.feature_store.path)
@@ -383,7 +388,7 @@ def _regenerate_command(args: argparse.Namespace) -> None:
     from specforge_trainer.train.distributed import single_process_device
 
     run = load_run_manifest(args.manifest)
-    _limit_cpu_threads()
+    _set_cpu_threads(run)
     log = logging.getLogger("specforge.regenerate")
     result = answer_shard(
         run,
@@ -416,7 +421,7 @@ def _eval_command(args: argparse.Namespace) -> None:
     from specforge_trainer.speculative.evaluation import evaluate_run, format_report
 
     run = load_run_manifest(args.manifest)
-    _limit_cpu_threads()
+    _set_cpu_threads(run)
     from specforge_trainer.train.distributed import single_process_device
 
     device = single_process_device()

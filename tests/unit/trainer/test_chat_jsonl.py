@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from specforge_trainer.data.chat_jsonl import DatasetError, read_chat_jsonl
-from specforge_trainer.resources import builtin_dataset_path
+from specforge_trainer.resources import BUILTIN_DATASETS, builtin_dataset_path
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
 GOOD = {"conversations": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
 
 
@@ -86,8 +89,26 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
         read_chat_jsonl(tmp_path / "nope.jsonl")
 
 
-def test_bundled_dataset_is_valid_and_unknown_builtin_is_refused() -> None:
-    bundled = read_chat_jsonl(builtin_dataset_path("chat-mini"))
+@pytest.mark.parametrize("name", sorted(BUILTIN_DATASETS))
+def test_bundled_datasets_are_valid(name: str) -> None:
+    bundled = read_chat_jsonl(builtin_dataset_path(name))
     assert len(bundled.samples) >= 400 and not bundled.bad
+
+
+def test_unknown_builtin_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown built-in dataset 'big'"):
         builtin_dataset_path("big")
+
+
+def test_smol_chats_asks_what_its_prompt_script_writes_and_every_answer_is_there() -> None:
+    # The README's reproduction: hack/smol_prompts.py's first N prompts, answered by the target.
+    shipped = [json.loads(line) for line in builtin_dataset_path("smol-chats").read_text().splitlines()]
+    written = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "hack" / "smol_prompts.py"), "--count", str(len(shipped))],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    prompts = [json.loads(line) for line in written]
+    assert [r["id"] for r in shipped] == [p["id"] for p in prompts]
+    for record, prompt in zip(shipped, prompts, strict=True):
+        (user, answer) = record["conversations"]
+        assert user == prompt["conversations"][0] and answer["role"] == "assistant" and answer["content"]

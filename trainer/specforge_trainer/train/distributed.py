@@ -30,6 +30,15 @@ class ParallelContext:
         return self.world_size > 1
 
 
+def cpu_threads(cpu_request: str) -> int:
+    """Intra-op threads of a CPU process: its pod's CPU request in whole cores (at least one), and at most
+    the cores this process may run on. A manifest run on a laptop and in its pod so computes with the
+    same thread count (which the arithmetic's reduction order depends on) wherever the cores allow."""
+    from kubernetes.utils.quantity import parse_quantity
+
+    return max(1, min(int(parse_quantity(cpu_request)), len(os.sched_getaffinity(0))))
+
+
 def single_process_device() -> torch.device:
     """The device of a process outside a rank group (producers, eval, regeneration): the first GPU, else CPU."""
     return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
