@@ -38,8 +38,8 @@ system-deps: ## Install the system packages tests need (redis-server, containerd
 	hack/install-system-deps.sh
 
 .PHONY: demo
-demo: deps ## Main job: train a draft model locally on the built-in target and bundled data
-	$(BIN)/specforge run examples/local-colocated.yaml
+demo: deps ## Main job: a draft for SmolLM2-135M-Instruct, measured by real speculative decoding on held-out prompts
+	$(BIN)/specforge run examples/smollm2.yaml
 
 .PHONY: test
 # The three slow preparations overlap (pip downloads, the Go build, buildah's image builds): on a cold

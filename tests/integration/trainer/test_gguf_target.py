@@ -4,16 +4,20 @@ template, gives the same features as the same weights saved as a Hugging Face di
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from _support.multiprocess_runs import specforge
 from _support.smollm2 import smollm2_gguf
 from specforge_trainer.data.chat_jsonl import ChatSample
 from specforge_trainer.data.tokenize import tokenize_chats
 from specforge_trainer.models.target import describe_target
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 CHAT = ChatSample(
     index=0,
@@ -70,3 +74,21 @@ def test_gguf_features_equal_the_same_weights_as_an_hf_directory(gguf_path: Path
 def test_a_missing_gguf_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"target GGUF file .*absent\.gguf"):
         describe_target(path=tmp_path / "absent.gguf")
+
+
+def test_the_demo_manifest_trains_measures_and_exports_on_the_packaged_model(
+    gguf_path: Path, tmp_path: Path
+) -> None:
+    # examples/smollm2.yaml (make demo) cut to two steps and one short held-out answer: the built-in
+    # target resolves to the cached GGUF file, the built-in data to smol-chats, and every stage runs.
+    document = yaml.safe_load((REPO_ROOT / "examples" / "smollm2.yaml").read_text())
+    document["spec"]["training"].update(maxSteps=2, checkpointInterval=2)
+    document["spec"]["evaluation"].update(prompts=1, maxNewTokens=8, minAcceptanceLength=0)
+    manifest = tmp_path / "demo.yaml"
+    manifest.write_text(yaml.safe_dump(document))
+    result = specforge("run", manifest, "--out", tmp_path / "run", timeout_s=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "run" / "evaluation.json").read_text())
+    assert report["prompts"] == 1 and report["identical_to_greedy"] is True
+    assert (tmp_path / "run" / "exports" / "epoch_0_step_2-sglang" / "model.safetensors").is_file()
+    assert "draft qualifies" in result.stderr
