@@ -190,8 +190,10 @@ def test_retention_releases_only_acks_a_fallback_resume_no_longer_needs(tmp_path
     assert sorted(p.name for p in store.root.iterdir()) == ["f2.safetensors", "f3.safetensors"]
     _checkpoint(checkpoints, "epoch_0_step_3")
     assert retention.release_covered() == 0  # a torn step 3 falls back to step 2, which needs s2
+    assert retention.release_covered(newest=True) == 1  # the end of training: step 3 is the last word
+    assert [p.name for p in store.root.iterdir()] == ["f3.safetensors"]
     _checkpoint(checkpoints, "epoch_0_step_4")
-    assert retention.release_covered() == 1  # s3 was never acked: kept
+    assert retention.release_covered() == 0  # s3 was never acked: kept
     assert [p.name for p in store.root.iterdir()] == ["f3.safetensors"]
 
 

@@ -42,10 +42,12 @@ class ReleaseCheckpointedFeatures:
         self.release_covered()
 
     def on_end(self, reports: Sequence[StepReport]) -> None:
-        self.release_covered()
+        # Training is over and its last checkpoint was just written and synced by this process: no
+        # resume will fall back past it, so everything it covers goes.
+        self.release_covered(newest=True)
 
-    def release_covered(self) -> int:
-        floor = self.fallback_floor()
+    def release_covered(self, *, newest: bool = False) -> int:
+        floor = self.fallback_floor(newest=newest)
         if floor is None or floor <= self.covered_step:
             return 0
         self.covered_step = floor
@@ -61,12 +63,13 @@ class ReleaseCheckpointedFeatures:
             self.released.add(sample_id)
         return count
 
-    def fallback_floor(self) -> int | None:
+    def fallback_floor(self, *, newest: bool = False) -> int | None:
         """The step of the checkpoint a resume falls back to when the newest one is torn (the one before
-        it; the newest when it is alone): no ack after it is released, so that resume has its features."""
+        it; the newest when it is alone, or when ``newest``): no ack after it is released, so that resume
+        has its features."""
         folders = checkpoint_folders(self.checkpoint_dir)
         if not folders:
             return None
-        step = checkpoint_step(folders[-2] if len(folders) > 1 else folders[-1])
+        step = checkpoint_step(folders[-2] if len(folders) > 1 and not newest else folders[-1])
         assert step is not None  # checkpoint_folders lists checkpoint names only
         return step
