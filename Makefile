@@ -43,32 +43,41 @@ demo: deps ## Main job: a draft for SmolLM2-135M-Instruct, measured by real spec
 
 .PHONY: test
 # The three slow preparations overlap (pip downloads, the Go build, buildah's image builds): on a cold
-# machine that is most of the wall time. The unit layer needs only the virtualenv, so it runs while the
-# binaries and images build; the layers that need services follow (the real-pod tests import the built
-# images into their node). Each preparation and test is timed (build/timings/), and the run ends with
-# where the time went. Exit 5 is pytest's "no test selected": PYTEST_ARGS may select one layer only.
+# machine that is most of the wall time. So the tests run in two lanes that each start as soon as what
+# they need is there: the local lane (unit and integration: the virtualenv and redis-server) once the
+# deps are installed, the cluster lane (e2e and helm: the API server, the real node) once the binaries
+# are built too, its real-pod tests last (their fixture waits for the image build, then imports). Each
+# lane's output goes to a log (the builds' output interleaves otherwise) and its exit status to a file,
+# so one failing lane stops no build and no other lane. Every preparation and test is timed
+# (build/timings/), and the run ends with where the time went. Exit 5 is pytest's "no test selected":
+# PYTEST_ARGS may select tests of one lane only.
 TIMINGS_DIR := $(CURDIR)/build/timings
-UNIT_LAYER := not integration and not e2e
+CLUSTER_LANE := e2e or binaries
 test: ## Run every test layer: unit, integration (real Redis), e2e (real API server, real pods)
 	@rm -rf $(TIMINGS_DIR) && mkdir -p $(TIMINGS_DIR) && date +%s >$(TIMINGS_DIR)/wall
 	SPECFORGE_TIMINGS_DIR=$(TIMINGS_DIR) hack/timed.sh system-deps $(MAKE) --no-print-directory system-deps
-	SPECFORGE_TIMINGS_DIR=$(TIMINGS_DIR) $(MAKE) -j4 --no-print-directory \
-		timed-deps timed-cluster-binaries timed-images-build test-unit-layer \
-		|| { python3 hack/test_timings.py $(TIMINGS_DIR); exit 1; }
-	SPECFORGE_TIMINGS_DIR=$(TIMINGS_DIR) SPECFORGE_REQUIRE_REAL_NODE=$${SPECFORGE_REQUIRE_REAL_NODE:-1} \
-		$(BIN)/pytest -m "not ($(UNIT_LAYER))" $(PYTEST_ARGS); status=$$?; \
-		unit=$$(cat $(TIMINGS_DIR)/unit-layer.status); python3 hack/test_timings.py $(TIMINGS_DIR); \
-		echo "unit layer: exit $$unit (log build/timings/unit-layer.log); the other layers: exit $$status"; \
-		[[ $$status =~ ^[05]$$ && $$unit =~ ^[05]$$ ]]
+	SPECFORGE_TIMINGS_DIR=$(TIMINGS_DIR) $(MAKE) -j5 --no-print-directory \
+		timed-deps timed-cluster-binaries timed-images-build test-lane-local test-lane-cluster; \
+		status=$$?; python3 hack/test_timings.py $(TIMINGS_DIR); \
+		for lane in local cluster; do \
+			echo "$$lane lane: exit $$(cat $(TIMINGS_DIR)/$$lane-lane.status 2>/dev/null || echo 'not run')" \
+				"(log build/timings/$$lane-lane.log)"; done; \
+		[ $$status = 0 ] && [[ $$(cat $(TIMINGS_DIR)/local-lane.status) =~ ^[05]$$ ]] \
+			&& [[ $$(cat $(TIMINGS_DIR)/cluster-lane.status) =~ ^[05]$$ ]]
 
-# `make test`'s unit layer, beside the builds: its output goes to a log (the builds' output interleaves
-# otherwise) and its exit status to a file, so a failing unit test stops no build and no later layer.
-.PHONY: test-unit-layer
-test-unit-layer: timed-deps
-	@echo "==> unit layer: running beside the builds (log $(TIMINGS_DIR)/unit-layer.log)"
-	@SPECFORGE_TIMINGS_DIR=$(TIMINGS_DIR) $(BIN)/pytest -m "$(UNIT_LAYER)" $(PYTEST_ARGS) \
-		>$(TIMINGS_DIR)/unit-layer.log 2>&1; echo $$? >$(TIMINGS_DIR)/unit-layer.status
-	@echo "==> unit layer: exit $$(cat $(TIMINGS_DIR)/unit-layer.status)"; tail -n 20 $(TIMINGS_DIR)/unit-layer.log
+# test-lane-NAME: one pytest session of `make test` (see above), logged, its status kept.
+LANE_PYTEST = SPECFORGE_TIMINGS_DIR=$(TIMINGS_DIR) SPECFORGE_REQUIRE_REAL_NODE=$${SPECFORGE_REQUIRE_REAL_NODE:-1} \
+	$(BIN)/pytest -m "$(2)" $(PYTEST_ARGS) >$(TIMINGS_DIR)/$(1)-lane.log 2>&1; \
+	echo $$? >$(TIMINGS_DIR)/$(1)-lane.status; \
+	echo "==> $(1) lane: exit $$(cat $(TIMINGS_DIR)/$(1)-lane.status)"; tail -n 15 $(TIMINGS_DIR)/$(1)-lane.log
+
+.PHONY: test-lane-local test-lane-cluster
+test-lane-local: timed-deps
+	@echo "==> local lane (unit, integration): running beside the builds (log $(TIMINGS_DIR)/local-lane.log)"
+	@$(call LANE_PYTEST,local,not ($(CLUSTER_LANE)))
+test-lane-cluster: timed-deps timed-cluster-binaries
+	@echo "==> cluster lane (e2e, helm, real pods): running beside the image build (log $(TIMINGS_DIR)/cluster-lane.log)"
+	@$(call LANE_PYTEST,cluster,$(CLUSTER_LANE))
 
 # timed-TARGET: make TARGET, recording its wall time for `make test`'s summary.
 timed-%:

@@ -95,11 +95,13 @@ timed() {
   echo "    $line"
   SUMMARY+=("$line")
 }
-# logged LOG CMD...: CMD's output goes to LOG, whose end is shown when CMD fails.
+# logged LOG CMD...: CMD's output goes to LOG, each line stamped with the seconds since CMD started
+# (where a cold build's time went), and LOG's end is shown when CMD fails.
 logged() {
-  local log=$1
+  local log=$1 status=0
   shift
-  "$@" >"$log" 2>&1 || { tail -n 30 "$log" >&2; echo "error: see $log" >&2; return 1; }
+  "$@" 2>&1 | awk -v t0="$(date +%s)" '{ printf "%5ds %s\n", systime() - t0, $0; fflush() }' >"$log" || status=$?
+  [ "$status" -eq 0 ] || { tail -n 30 "$log" >&2; echo "error: see $log" >&2; return 1; }
 }
 note() { SUMMARY+=("$(printf '%-34s %s' "$1" "$2")"); echo "    $1: $2"; }
 
@@ -309,13 +311,23 @@ ensure_imported() {
     return 0
   fi
   echo "==> importing $name ($image) into containerd"
+  local replaced got
+  replaced=$(containerd_config_digest "$image")
   archive="$IMAGES_CACHE/tmp/$name.tar"
   timed "$name: buildah push (archive)" push_archive "$image" "$archive"
   timed "$name: ctr import" import_archive "$archive"
   rm -f "$archive"
-  local got
   got=$(containerd_config_digest "$image")
   [ "$got" = "sha256:$id" ] || { echo "error: containerd has $image as '$got', not sha256:$id" >&2; return 1; }
+  forget_replaced "$replaced"
+}
+
+# The kubelet's CRI names every image it has seen by its config digest too, so the image a new import
+# replaced would keep its layers (6 GB for the trainer) in the node's store for good. Dropping that
+# name lets containerd's garbage collector free them; a container still running on it keeps its own
+# snapshot.
+forget_replaced() {
+  case "$1" in sha256:*) ctr_ images rm "$1" >/dev/null 2>&1 || true ;; esac
 }
 
 # ---------------------------------------------------------------- main

@@ -33,3 +33,12 @@ def redis_server_factory(
 @pytest.fixture
 def redis_server(redis_server_factory: Callable[..., LocalRedisServer]) -> LocalRedisServer:
     return redis_server_factory()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with real-pod tests run last: `make test` starts the cluster lane while the images still
+    build, and their fixture waits for that build, so every other cluster test goes first. Whole modules
+    move, so no module-scoped fixture is set up twice."""
+    real_pod_modules = {item.path for item in items if item.get_closest_marker("realnode")}
+    items.sort(key=lambda item: item.path in real_pod_modules)

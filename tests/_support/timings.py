@@ -40,9 +40,7 @@ def timed_preparation(name: str) -> Iterator[None]:
     finally:
         directory = _timings_dir()
         if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
-            with (directory / "preparations.tsv").open("a") as out:
-                out.write(f"{name}\t{time.monotonic() - start:.1f}\t{status}\n")
+            _append(directory / "preparations.tsv", f"{name}\t{time.monotonic() - start:.1f}\t{status}\n")
 
 
 class _Recorder:
@@ -62,11 +60,21 @@ class _Recorder:
             self.outcomes[report.nodeid] = report.outcome
 
     def pytest_sessionfinish(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with (self.directory / "tests.tsv").open("a") as out:  # `make test` runs two sessions
-            for nodeid, seconds in self.seconds.items():
-                layer = self.layers.get(nodeid, "unit")
-                out.write(f"{nodeid}\t{layer}\t{seconds:.2f}\t{self.outcomes.get(nodeid, 'passed')}\n")
+        rows = "".join(
+            f"{nodeid}\t{self.layers.get(nodeid, 'unit')}\t{seconds:.2f}\t{self.outcomes.get(nodeid, 'passed')}\n"
+            for nodeid, seconds in self.seconds.items()
+        )
+        _append(self.directory / "tests.tsv", rows)
+
+
+def _append(path: Path, text: str) -> None:
+    """One append of the whole text: `make test`'s two test sessions may finish at the same moment."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -11,7 +11,9 @@ They are skipped when the cluster has no real node (another cluster on this mach
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from e2e.conftest import REAL_NODE_LABEL, REAL_NODE_NAME, fresh_namespace, wait_for
@@ -21,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 pytestmark = [pytest.mark.e2e, pytest.mark.realnode]
 
 # hack/lib/node-env.sh's BASE_IMAGE: Debian with python3, imported into the node's containerd.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "localhost/specforge-k8s/debian-python:bookworm"
 POD_TIMEOUT = 120.0
 
@@ -218,3 +221,22 @@ def test_service_names_resolve_across_and_within_namespaces(
     # From its own namespace: the short name, as training-operator's `<job>-master-0` Service is used.
     log = run_to_completion(core, other_namespace, real_pod("neighbour", ["getent", "hosts", "echo"]))
     assert log.split()[0] == service_ip, log
+
+
+def test_node_keeps_no_image_that_an_import_replaced(local_control_plane: bool) -> None:
+    """Each build of the trainer image is a new 6 GB image; the one it replaced must not stay in the node's
+    store under the kubelet's by-ID name, or every commit's `make test` leaves 6 GB behind."""
+    if not local_control_plane:
+        pytest.skip("the node's containerd is hack/cluster.sh's only on the local cluster")
+    listing = subprocess.run(
+        ["bash", "-c", 'source hack/lib/node-env.sh && ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls'],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.splitlines()[1:]
+    by_name = {line.split()[0]: line.split()[2] for line in listing}
+    named = {digest for name, digest in by_name.items() if not name.startswith("sha256:")}
+    orphans = sorted(name for name, digest in by_name.items() if name.startswith("sha256:") and digest not in named)
+    assert not orphans, f"the node's containerd keeps images no name points to any more: {orphans}"
