@@ -238,5 +238,7 @@ def test_node_keeps_no_image_that_an_import_replaced(local_control_plane: bool) 
     ).stdout.splitlines()[1:]
     by_name = {line.split()[0]: line.split()[2] for line in listing}
     named = {digest for name, digest in by_name.items() if not name.startswith("sha256:")}
-    orphans = sorted(name for name, digest in by_name.items() if name.startswith("sha256:") and digest not in named)
+    orphans = sorted(
+        name for name, digest in by_name.items() if name.startswith("sha256:") and digest not in named
+    )
     assert not orphans, f"the node's containerd keeps images no name points to any more: {orphans}"
