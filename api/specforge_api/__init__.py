@@ -9,6 +9,7 @@ from specforge_api.modes import DeploymentMode
 from specforge_api.run import API_VERSION, GROUP, KIND, PLURAL, VERSION, ObjectMeta, SpecForgeRun
 from specforge_api.spec import (
     DatasetSource,
+    DraftHeadInit,
     FeatureMode,
     MetadataStoreSpec,
     SpecForgeRunSpec,
@@ -25,6 +26,7 @@ __all__ = [
     "VERSION",
     "Condition",
     "DatasetSource",
+    "DraftHeadInit",
     "DeploymentMode",
     "FeatureMode",
     "ManifestError",

@@ -7,6 +7,7 @@ built-in tiny target on the bundled chat data on CPU.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Literal
 
@@ -57,6 +58,13 @@ class MixedPrecision(StrEnum):
 
     BF16 = "bf16"
     FP32 = "fp32"
+
+
+class DraftHeadInit(StrEnum):
+    """Where the draft's LM head (and its final norm) start from."""
+
+    TARGET = "target"
+    RANDOM = "random"
 
 
 class TargetModelSource(ApiModel):
@@ -201,6 +209,11 @@ class TrainingConfig(ApiModel):
     )
     warmup_ratio: float = Field(
         default=0.015, ge=0, le=1, description="Fraction of the run's optimizer steps warming up linearly."
+    )
+    draft_head_init: DraftHeadInit = Field(
+        default=DraftHeadInit.RANDOM,
+        description="target: the draft's LM head starts as the target's head rows of the draft vocabulary, and "
+        "its final norm as the target's; random: both start fresh.",
     )
     mixed_precision: MixedPrecision = Field(
         default=MixedPrecision.BF16,
@@ -359,6 +372,10 @@ class ManagedRedis(PodOverrides):
     )
 
 
+# The authority part of a redis:// URL holds an '@' only when it carries userinfo.
+_URL_USERINFO = r"^rediss?://[^/?#]*@"
+
+
 class ExternalRedis(ApiModel):
     """A Redis run by someone else."""
 
@@ -369,6 +386,18 @@ class ExternalRedis(ApiModel):
     )
     password_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret key holding the password; unset means no password."
+    )
+
+    # Anything in the URL is copied into the run's ConfigMap, the workload's env and status, which
+    # the view role reads; only a Secret keeps a password from them.
+    cross_field_rules = (
+        CrossFieldRule(
+            cel=f"!self.url.matches('{_URL_USERINFO}')",
+            message="must not carry credentials (user:password@): put the password in a Secret and name it in "
+            "metadataStore.external.passwordSecretRef",
+            holds=lambda redis: re.match(_URL_USERINFO, redis.url) is None,
+            field="url",
+        ),
     )
 
 

@@ -33,3 +33,15 @@ BAD_EVALUATION_SPECS: list[tuple[dict[str, Any], str]] = [
     ),
     ({"evaluation": {"intervalSteps": 0}}, "spec.evaluation.intervalSteps"),
 ]
+
+#: External-store specs refused because the URL would leak a password (issue: secrets stay in Secrets).
+BAD_STORE_SPECS: list[tuple[dict[str, Any], str]] = [
+    (
+        {
+            "deploymentMode": "dataflow_colocated",
+            "metadataStore": {"external": {"url": f"redis://{userinfo}@redis.example:6379/0"}},
+        },
+        "spec.metadataStore.external.url",
+    )
+    for userinfo in (":hunter2", "default:hunter2", "user")
+]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from specforge_api import SpecForgeRun
+from specforge_api import DraftHeadInit, SpecForgeRun
 
 from specforge_trainer.data.tokenize import TokenizedSample
 from specforge_trainer.data.training_set import load_training_set
@@ -71,4 +71,7 @@ def build_draft(run: SpecForgeRun, data: RunData) -> Eagle3DraftModel:
     )
     config = DraftConfig.for_target(target.model.config, draft_vocab_size=draft_vocab_size)
     torch.manual_seed(run.spec.training.seed)
-    return Eagle3DraftModel(config, target.embedding, vocab).to(target.device)
+    draft = Eagle3DraftModel(config, target.embedding, vocab).to(target.device)
+    if run.spec.training.draft_head_init is DraftHeadInit.TARGET:
+        draft.start_from_target_head(target.lm_head.weight, target.final_norm.weight)
+    return draft

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from _support.manifests import BAD_EVALUATION_SPECS, minimal_run
+from _support.manifests import BAD_EVALUATION_SPECS, BAD_STORE_SPECS, minimal_run
 from e2e.specforgerun.conftest import GROUP, PLURAL, VERSION
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException
@@ -169,6 +169,10 @@ MALFORMED: list[tuple[str, dict[str, Any], str]] = [
         "spec.metadataStore.managed.env",
     ),
     *((f"evaluation-{index}", changes, field) for index, (changes, field) in enumerate(BAD_EVALUATION_SPECS)),
+    *(
+        (f"store-url-credentials-{index}", changes, field)
+        for index, (changes, field) in enumerate(BAD_STORE_SPECS)
+    ),
 ]
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _support.manifests import BAD_EVALUATION_SPECS
+from _support.manifests import BAD_EVALUATION_SPECS, BAD_STORE_SPECS
 from specforge_api import DeploymentMode, ManifestError, load_run_manifest, parse_run_manifest
 from unit.operator.builders import run_manifest
 
@@ -60,6 +60,7 @@ BAD_SPECS = [
         "spec.training.featureMode",
     ),
     *BAD_EVALUATION_SPECS,
+    *BAD_STORE_SPECS,
 ]
 
 

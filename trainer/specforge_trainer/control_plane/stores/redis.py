@@ -112,8 +112,8 @@ class RedisMetadataStore(MetadataStore):
         except AuthenticationError as err:
             if not self._has_password:
                 raise StoreAuthError(
-                    f"Redis metadata store at {redact(self.url)} needs a password: put it in the URL "
-                    f"or in ${PASSWORD_ENV}"
+                    f"Redis metadata store at {redact(self.url)} needs a password: name the Secret that "
+                    f"holds it in metadataStore.external.passwordSecretRef (outside a cluster: ${PASSWORD_ENV})"
                 ) from err
             raise StoreAuthError(
                 f"Redis metadata store at {redact(self.url)} refused the password: {err}"
