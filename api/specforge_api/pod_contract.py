@@ -29,6 +29,7 @@ class Env:
     # Only pods get these: they identify the run whose status rank 0 patches (no local process reports).
     RUN_NAME = "SPECFORGE_RUN_NAME"
     RUN_NAMESPACE = "SPECFORGE_RUN_NAMESPACE"
+    RUN_UID = "SPECFORGE_RUN_UID"  # scopes the run's state in a shared store (control_plane.scope)
     DEPLOYMENT_MODE = "SPECFORGE_DEPLOYMENT_MODE"
     METADATA_URL = "SPECFORGE_METADATA_URL"
     METADATA_PASSWORD = "SPECFORGE_METADATA_PASSWORD"

@@ -16,7 +16,12 @@ from pathlib import Path
 
 from specforge_api import SpecForgeRun
 
-from specforge_trainer.control_plane import DataFlowController, DeploymentMode, resolve_control_plane
+from specforge_trainer.control_plane import (
+    DataFlowController,
+    DeploymentMode,
+    resolve_control_plane,
+    run_scope,
+)
 from specforge_trainer.features.producer import FeatureProducer
 from specforge_trainer.features.ref_sources import OnlineRefs, PrecomputedRefs, ProducerRefs, RefSource
 from specforge_trainer.features.store import DirectoryFeatureStore, MemoryFeatureStore
@@ -102,14 +107,14 @@ def build_offline_trainer(
     context = context or init_parallel()
     data = load_run_data(run, context, Path(feature_store_dir))
     controller, durable_ack = resolve_control_plane(
-        mode, run.name, metadata_db_path=metadata_db_path, metadata_url=metadata_url
+        mode, run_scope(run), metadata_db_path=metadata_db_path, metadata_url=metadata_url
     )
     store = DirectoryFeatureStore(feature_store_dir)
     ref_source: RefSource
     if mode is DeploymentMode.DISAGGREGATED:
         ref_source = ProducerRefs(store)
     else:
-        producer = FeatureProducer(run.name, data.target, data.samples, store)
+        producer = FeatureProducer(run_scope(run), data.target, data.samples, store)
         precompute_features(producer, context)
         ref_source = PrecomputedRefs(controller, producer)
     return _assemble(run, data, controller, durable_ack, ref_source, Path(out_dir), context, sinks)
@@ -131,7 +136,7 @@ def build_online_trainer(
     # The API admits online features in local_colocated only: every rank produces exactly the refs it
     # trains next. A shared durable store would dedup each sample onto whichever rank's queue claimed it
     # first, so ranks would run different numbers of batches and their all-reduces would not pair up.
-    controller, durable_ack = resolve_control_plane(mode, run.name)
-    producer = FeatureProducer(run.name, data.target, data.samples, MemoryFeatureStore())
+    controller, durable_ack = resolve_control_plane(mode, run_scope(run))
+    producer = FeatureProducer(run_scope(run), data.target, data.samples, MemoryFeatureStore())
     ref_source = OnlineRefs(controller, producer, worker_id=f"online-{context.rank}")
     return _assemble(run, data, controller, durable_ack, ref_source, Path(out_dir), context, sinks)

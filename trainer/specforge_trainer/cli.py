@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from specforge_api import ManifestError, SpecForgeRun, load_run_manifest
 
-from specforge_trainer.control_plane import DeploymentMode, StoreError
+from specforge_trainer.control_plane import DeploymentMode, StoreError, run_scope
 from specforge_trainer.control_plane.redis_ready import DEFAULT_STORE_WAIT_S, wait_for_redis_store
 from specforge_trainer.local.launch import METADATA_URL_ENV
 from specforge_trainer.local.supervisor import ProcessFailed
@@ -310,7 +310,7 @@ def _train_command(args: argparse.Namespace) -> None:
         raise ValueError(f"SPECFORGE_DEPLOYMENT_MODE={mode.value} disagrees with spec.deploymentMode")
     metadata_url = os.environ.get(METADATA_URL_ENV) or None
     if metadata_url and mode.durable:
-        wait_for_redis_store(metadata_url, run.name, _store_wait_s())
+        wait_for_redis_store(metadata_url, run_scope(run), _store_wait_s())
     _train(
         run,
         mode=mode,
@@ -359,8 +359,8 @@ def _stream_produce(
     from specforge_trainer.control_plane import resolve_control_plane
     from specforge_trainer.features.streaming import stream_shard_of_run
 
-    wait_for_redis_store(metadata_url, run.name, _store_wait_s())
-    controller, _ = resolve_control_plane(mode, run.name, metadata_url=metadata_url)
+    wait_for_redis_store(metadata_url, run_scope(run), _store_wait_s())
+    controller, _ = resolve_control_plane(mode, run_scope(run), metadata_url=metadata_url)
     try:
         result = stream_shard_of_run(
             run,

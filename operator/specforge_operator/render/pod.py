@@ -100,6 +100,8 @@ def _env(
     run: SpecForgeRun, process: ProcessContract, store: MetadataStoreConnection | None
 ) -> list[dict[str, Any]]:
     identity = {Env.RUN_NAME: run.name, Env.RUN_NAMESPACE: run.namespace}
+    if run.metadata.uid:
+        identity[Env.RUN_UID] = run.metadata.uid
     env: list[dict[str, Any]] = [
         {"name": name, "value": value} for name, value in {**identity, **process.env}.items()
     ]

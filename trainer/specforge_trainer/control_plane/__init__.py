@@ -9,6 +9,7 @@ from .controller import ControlPlaneStatus, DataFlowController, FeatureStore, Re
 from .queue import SampleRefQueue
 from .records import SCHEMA_VERSION, FeatureSpec, SampleRef, TensorInRefError, assert_no_tensors
 from .resolve import resolve_control_plane
+from .scope import run_scope
 from .stores import (
     DurableMarker,
     InMemoryMetadataStore,
@@ -46,6 +47,7 @@ __all__ = [
     "UnknownSampleError",
     "assert_no_tensors",
     "resolve_control_plane",
+    "run_scope",
 ]
 
 

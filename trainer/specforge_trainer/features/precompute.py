@@ -13,7 +13,7 @@ from pathlib import Path
 
 from specforge_api import SpecForgeRun
 
-from specforge_trainer.control_plane import DataFlowController
+from specforge_trainer.control_plane import DataFlowController, run_scope
 from specforge_trainer.features.producer import FeatureProducer
 from specforge_trainer.features.store import DirectoryFeatureStore
 from specforge_trainer.run_data import load_run_data
@@ -40,7 +40,9 @@ def produce_features(
         raise ValueError(f"shard index must be in [0, {num_shards}), got {shard_index}")
     context = ParallelContext(rank=0, world_size=1, device=single_process_device())
     data = load_run_data(run, context, Path(feature_store_dir))
-    producer = FeatureProducer(run.name, data.target, data.samples, DirectoryFeatureStore(feature_store_dir))
+    producer = FeatureProducer(
+        run_scope(run), data.target, data.samples, DirectoryFeatureStore(feature_store_dir)
+    )
     mine = [index for index in range(len(data.samples)) if index % num_shards == shard_index]
     for index in mine:
         producer.ensure(index)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from specforge_api import SpecForgeRun
 
-from specforge_trainer.control_plane import DataFlowController, SampleRef
+from specforge_trainer.control_plane import DataFlowController, SampleRef, run_scope
 from specforge_trainer.features.producer import FeatureProducer
 from specforge_trainer.features.store import DirectoryFeatureStore
 from specforge_trainer.train.data_schedule import DataSchedule
@@ -181,7 +181,9 @@ def stream_shard_of_run(
 
     context = ParallelContext(rank=0, world_size=1, device=single_process_device())
     data = load_run_data(run, context, Path(feature_store_dir))
-    producer = FeatureProducer(run.name, data.target, data.samples, DirectoryFeatureStore(feature_store_dir))
+    producer = FeatureProducer(
+        run_scope(run), data.target, data.samples, DirectoryFeatureStore(feature_store_dir)
+    )
     return produce_streaming(
         run,
         producer,
