@@ -36,10 +36,18 @@ Quantity = Annotated[
             "x-kubernetes-int-or-string": True,
             "anyOf": [{"type": "integer"}, {"type": "string"}],
             "pattern": QUANTITY_PATTERN,
+            "maxLength": 64,
         }
     ),
 ]
 """A Kubernetes resource quantity such as ``500m``, ``2`` or ``8Gi``."""
+
+# A ceiling for every duration in seconds the API takes: ten years.
+MAX_SECONDS = 315_360_000
+# Label values are at most 63 characters (Kubernetes' rule); annotation values are bounded so 64 of them
+# stay within the 256 KiB Kubernetes allows for all of a pod's annotations.
+LabelValue = Annotated[str, Field(max_length=63)]
+AnnotationValue = Annotated[str, Field(max_length=4096)]
 
 DnsLabel = Annotated[str, Field(pattern=DNS_LABEL_PATTERN, min_length=1, max_length=63)]
 AbsolutePath = Annotated[str, Field(pattern=ABSOLUTE_PATH_PATTERN, min_length=1, max_length=4096)]
@@ -101,7 +109,10 @@ class Toleration(ApiModel):
         default=None, description="Taint effect to match; empty matches all effects."
     )
     toleration_seconds: int | None = Field(
-        default=None, ge=0, description="For NoExecute: how long the pod stays bound after the taint appears."
+        default=None,
+        ge=0,
+        le=MAX_SECONDS,
+        description="For NoExecute: how long the pod stays bound after the taint appears.",
     )
 
 

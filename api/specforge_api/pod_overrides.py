@@ -21,9 +21,11 @@ from pydantic import Field, WithJsonSchema, field_validator
 from specforge_api.base import ApiModel, CrossFieldRule, exactly_one_of
 from specforge_api.common import (
     AbsolutePath,
+    AnnotationValue,
     DnsLabel,
     EmptyDirVolume,
     HostPathVolume,
+    LabelValue,
     PersistentVolumeClaimVolume,
     Toleration,
 )
@@ -156,7 +158,7 @@ class SecurityContextOverrides(ApiModel):
     fs_group: int | None = Field(
         default=None, ge=0, le=2**31 - 1, description="Group that owns (and may write) the pod's volumes."
     )
-    supplemental_groups: list[int] = Field(
+    supplemental_groups: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(
         default_factory=list, max_length=32, description="Further groups of the container's processes."
     )
     read_only_root_filesystem: bool | None = Field(
@@ -166,14 +168,27 @@ class SecurityContextOverrides(ApiModel):
 
 Affinity = Annotated[
     dict[str, Any],
-    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": len(AFFINITY_KEYS),
+            "properties": {
+                key: {
+                    "type": "object",
+                    "x-kubernetes-preserve-unknown-fields": True,
+                    "description": f"core/v1 {key[0].upper()}{key[1:]}, passed through.",
+                }
+                for key in AFFINITY_KEYS
+            },
+        }
+    ),
 ]
 
 
 class PodOverrides(ApiModel):
     """What may be added to a set of pods the operator renders (a pool, the managed store)."""
 
-    node_selector: dict[str, str] = Field(
+    node_selector: dict[str, LabelValue] = Field(
         default_factory=dict, max_length=64, description="Node labels the pods must match."
     )
     tolerations: list[Toleration] = Field(
@@ -184,13 +199,13 @@ class PodOverrides(ApiModel):
         description="core/v1 Affinity (nodeAffinity, podAffinity, podAntiAffinity), passed through; the "
         "API server validates it when the pods are created.",
     )
-    pod_labels: dict[str, str] = Field(
+    pod_labels: dict[str, LabelValue] = Field(
         default_factory=dict,
         max_length=64,
         description="Labels added to the pods; the operator's own (app.kubernetes.io/*, specforge.io/run) "
         "cannot be overridden.",
     )
-    pod_annotations: dict[str, str] = Field(
+    pod_annotations: dict[str, AnnotationValue] = Field(
         default_factory=dict,
         max_length=64,
         description="Annotations added to the pods (e.g. for a service mesh or KWOK).",

@@ -17,6 +17,7 @@ from specforge_api.base import ApiModel, CrossFieldRule, cel_exactly_one_set, ex
 from specforge_api.common import (
     DEFAULT_ACCELERATOR_RESOURCE,
     EXTENDED_RESOURCE_PATTERN,
+    MAX_SECONDS,
     AbsolutePath,
     LocalObjectReference,
     Quantity,
@@ -192,6 +193,7 @@ class TrainingConfig(ApiModel):
     max_steps: int | None = Field(
         default=None,
         ge=1,
+        le=100_000_000,
         description="Stop after this many optimizer steps (smoke tests); unset trains all epochs.",
     )
     feature_mode: FeatureMode = Field(
@@ -474,16 +476,19 @@ class RunPolicy(ApiModel):
     ttl_seconds_after_finished: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_SECONDS,
         description="Delete the run (and so its children) this long after it finishes; unset keeps it.",
     )
     active_deadline_seconds: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_SECONDS,
         description="Fail the run (DeadlineExceeded) this long after its first workload started.",
     )
     pre_running_deadline_seconds: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_SECONDS,
         description="Fail the run (PreRunningDeadlineExceeded) when its workload's pods are not all running "
         "this long after it was created (unschedulable, or not admitted by its queue); suspended time is not counted.",
     )

@@ -45,3 +45,20 @@ BAD_STORE_SPECS: list[tuple[dict[str, Any], str]] = [
     )
     for userinfo in (":hunter2", "default:hunter2", "user")
 ]
+
+#: Sizes past the API's bounds, refused alike by the CRD schema and the models.
+BAD_BOUND_SPECS: list[tuple[dict[str, Any], str]] = [
+    ({"trainer": {"resources": {"cpu": "1" * 65}}}, "spec.trainer.resources.cpu"),
+    ({"trainer": {"podAnnotations": {"example.com/big": "x" * 4097}}}, "spec.trainer.podAnnotations"),
+    ({"trainer": {"podLabels": {"team": "x" * 64}}}, "spec.trainer.podLabels"),
+    ({"training": {"maxSteps": 100_000_001}}, "spec.training.maxSteps"),
+    ({"runPolicy": {"activeDeadlineSeconds": 315_360_001}}, "spec.runPolicy.activeDeadlineSeconds"),
+    (
+        {"trainer": {"tolerations": [{"operator": "Exists", "tolerationSeconds": 315_360_001}]}},
+        "spec.trainer.tolerations",
+    ),
+    (
+        {"trainer": {"affinity": {"nodeAffinity": {}, "podAffinity": {}, "podAntiAffinity": {}, "x": {}}}},
+        "spec.trainer.affinity",
+    ),
+]

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 import pytest
-from _support.manifests import BAD_EVALUATION_SPECS, BAD_STORE_SPECS, minimal_run
+from _support.manifests import BAD_BOUND_SPECS, BAD_EVALUATION_SPECS, BAD_STORE_SPECS, minimal_run
 from e2e.specforgerun.conftest import GROUP, PLURAL, VERSION
 from kubernetes import client as k8s_client
 from kubernetes.client.exceptions import ApiException

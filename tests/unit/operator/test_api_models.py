@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _support.manifests import BAD_EVALUATION_SPECS, BAD_STORE_SPECS
+from _support.manifests import BAD_BOUND_SPECS, BAD_EVALUATION_SPECS, BAD_STORE_SPECS
 from specforge_api import DeploymentMode, ManifestError, load_run_manifest, parse_run_manifest
 from unit.operator.builders import run_manifest
 
@@ -61,6 +61,7 @@ BAD_SPECS = [
     ),
     *BAD_EVALUATION_SPECS,
     *BAD_STORE_SPECS,
+    *BAD_BOUND_SPECS,
 ]
 
 
@@ -70,7 +71,8 @@ BAD_SPECS = [
 def test_bad_manifest_error_names_the_field(spec: dict, field: str) -> None:
     with pytest.raises(ManifestError) as caught:
         parse_run_manifest(run_manifest(**spec))
-    assert field in [path for path, _ in caught.value.problems], caught.value.problems
+    paths = [path for path, _ in caught.value.problems]
+    assert any(path == field or path.startswith(f"{field}.") for path in paths), caught.value.problems
     assert field in str(caught.value)
 
 

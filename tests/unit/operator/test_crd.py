@@ -67,6 +67,29 @@ def test_schema_carries_bounds_enums_defaults_and_cel() -> None:
     assert spec["required"] == ["deploymentMode", "targetModel", "dataset"]
 
 
+def test_every_spec_field_is_bounded() -> None:
+    """So a manifest the API server accepts is one the operator can render: no number, string, list or
+    map of any size. Affinity alone passes through below its three kinds (the API server validates the
+    pods' affinity when the workload creates them)."""
+    unbounded = []
+    for path, node in _walk(_root_schema()["properties"]["spec"], ".spec"):
+        kind = node.get("type")
+        if node.get("x-kubernetes-preserve-unknown-fields"):
+            if not path.endswith(("Affinity", "affinity")):
+                unbounded.append(f"{path}: passed through")
+        elif kind == "integer" and "maximum" not in node:
+            unbounded.append(f"{path}: no maximum")
+        elif (kind == "string" or "x-kubernetes-int-or-string" in node) and not (
+            "maxLength" in node or "enum" in node
+        ):
+            unbounded.append(f"{path}: no maxLength")
+        elif kind == "array" and "maxItems" not in node:
+            unbounded.append(f"{path}: no maxItems")
+        elif isinstance(node.get("additionalProperties"), dict) and "maxProperties" not in node:
+            unbounded.append(f"{path}: no maxProperties")
+    assert not unbounded, unbounded
+
+
 def test_printer_columns_and_status_subresource() -> None:
     version = crd.build_crd()["spec"]["versions"][0]
     assert [column["name"] for column in version["additionalPrinterColumns"]] == [
