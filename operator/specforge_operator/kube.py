@@ -183,3 +183,12 @@ class KubeApi:
     def patch_run_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         path = f"{collection_path(API_VERSION, KIND, namespace)}/{name}/status"
         return self._call("PATCH", path, body={"status": status}, content_type=MERGE_PATCH_CONTENT_TYPE)
+
+
+def api_error_message(error: ApiException) -> str:
+    """The API server's own words for a refusal (its Status ``message``), else the HTTP reason."""
+    try:
+        message = json.loads(error.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return f"{error.status} {error.reason}: {message}" if message else f"{error.status} {error.reason}"

@@ -27,10 +27,11 @@ from specforge_api.run import API_VERSION, KIND, SpecForgeRun
 from specforge_api.spec import TrainerBackend
 from specforge_api.status import Phase, SpecForgeRunStatus
 
-from specforge_operator.kube import RESOURCE_PLURALS, KubeApi
+from specforge_operator.kube import RESOURCE_PLURALS, KubeApi, api_error_message
 from specforge_operator.metrics import RunCensus, record_child_created
 from specforge_operator.plan import ChildKey, ChildrenPlan, child_key, plan_children
 from specforge_operator.policies.evaluate import PolicyInputs, PolicyOutcome, evaluate_policies
+from specforge_operator.policies.pod_health import pod_health
 from specforge_operator.policies.queueing import (
     KUEUE_API_VERSION,
     KUEUE_QUEUE_KIND,
@@ -140,12 +141,13 @@ class Reconciler:
         if plan.auth_secret is not None:
             existing[("v1", "Secret", plan.auth_secret)] = self._ensure_auth_secret(run)
         events: list[Event] = []
+        rejected: list[str] = []
         for manifest in plan.to_apply:
-            self._apply_into(run, manifest, existing, events)
+            self._apply_into(run, manifest, existing, events, rejected)
         store_ready = plan.store_ready(existing)  # decided here, once; observe, status and policies read it
         for manifest in plan.gated:
             if store_ready:
-                self._apply_into(run, manifest, existing, events)
+                self._apply_into(run, manifest, existing, events, rejected)
                 continue
             # Not applied while the store is not ready; one may exist (the store went away after it started).
             found = self._kube.get(*child_key(manifest)[:2], run.namespace, manifest["metadata"]["name"])
@@ -154,12 +156,14 @@ class Reconciler:
         spec_changed = run.status is not None and run.status.observed_generation != run.metadata.generation
         if spec_changed:
             self._prune(run, plan)
-        else:
-            events = []  # apply warnings are news once per spec change, not on every resync
+        elif run.status is not None:
+            events = []  # apply warnings are news on a run's first reconcile and once per spec change
         observed = self._observe(run, plan, existing, store_ready)
         now = self._clock()
         unserved = None if served else (plan.workload.api_version, plan.workload.kind)
-        outcome = self._evaluate_policies(run, plan, observed, existing, now, leftover_ranks, unserved)
+        outcome = self._evaluate_policies(
+            run, plan, observed, existing, now, leftover_ranks, unserved, tuple(rejected)
+        )
         if outcome.delete_run:
             self._kube.delete(API_VERSION, KIND, run.namespace, run.name)
             return ReconcileResult(run, {}, [], False)
@@ -213,10 +217,12 @@ class Reconciler:
         now: str,
         leftover_ranks: int,
         unserved_workload: tuple[str, str] | None,
+        rejected_children: tuple[str, ...],
     ) -> PolicyOutcome:
         workload = existing.get(plan.trainer_key)
         metadata = (workload or {}).get("metadata") or {}
         created = metadata.get("creationTimestamp")
+        pods = self._live_run_pods(run)
         return evaluate_policies(
             PolicyInputs(
                 run=run,
@@ -227,8 +233,10 @@ class Reconciler:
                 failure_detail=observed.pod_failure or "",
                 leftover_ranks=leftover_ranks,
                 workload_suspended=workload_suspended(workload),
-                schedulability=self._schedulability(run, observed),
+                schedulability=self._schedulability(run, observed, pods),
                 now=datetime.fromisoformat(now),
+                pod_health=pod_health(pods) if pods is not None else None,
+                rejected_children=rejected_children,
                 unserved_workload=unserved_workload,
                 kueue_served=self._kube.serves(KUEUE_API_VERSION, KUEUE_QUEUE_KIND)
                 if is_queue_managed(run)
@@ -236,8 +244,17 @@ class Reconciler:
             )
         )
 
-    def _schedulability(self, run: SpecForgeRun, observed: Observed) -> Schedulability | None:
-        """Pods are listed only while some are pending (the managed store's too, while it is not ready),
+    def _live_run_pods(self, run: SpecForgeRun) -> list[dict[str, Any]] | None:
+        """The run's pods while it is not finished (a pod stuck on its image, its env's Secret or a crash
+        loop is seen within one resync); None once it is."""
+        if run.status and run.status.phase and run.status.phase.is_finished:
+            return None
+        return self._kube.list("v1", "Pod", run.namespace, f"{RUN_LABEL}={run.name}")
+
+    def _schedulability(
+        self, run: SpecForgeRun, observed: Observed, pods: list[dict[str, Any]] | None
+    ) -> Schedulability | None:
+        """Judged only while some pods are pending (the managed store's too, while it is not ready),
         or to clear an earlier Schedulable=False."""
         pending = [observed.workload, *([observed.producers] if observed.producers else [])]
         previously_unschedulable = any(
@@ -249,7 +266,7 @@ class Reconciler:
         if finished or (not previously_unschedulable and workloads_settled and observed.store_ready):
             return None
         selector = f"{RUN_LABEL}={run.name}"
-        verdict = pod_schedulability(self._kube.list("v1", "Pod", run.namespace, selector))
+        verdict = pod_schedulability(pods if pods is not None else [])
         if verdict is not None and waits_for_claims(verdict):
             claims = self._kube.list("v1", "PersistentVolumeClaim", run.namespace, selector)
             verdict = with_unbound_claims(verdict, claims)
@@ -270,6 +287,7 @@ class Reconciler:
         manifest: dict[str, Any],
         existing: dict[ChildKey, dict[str, Any]],
         events: list[Event],
+        rejected: list[str],
     ) -> None:
         if is_queue_managed(run) and suspend_path(manifest) is not None:
             found = self._kube.get(*child_key(manifest)[:2], run.namespace, manifest["metadata"]["name"])
@@ -287,16 +305,20 @@ class Reconciler:
             if created:
                 self._count_created(run, manifest)
         except ApiException as error:
-            if error.status != 422:
+            if error.status not in (403, 422):
                 raise
-            # An immutable field (e.g. a Job's pod template) changed: keep the running object, tell the user.
             kind, name = manifest["kind"], manifest["metadata"]["name"]
+            found = self._kube.get(manifest["apiVersion"], kind, manifest["metadata"]["namespace"], name)
+            if found is None:
+                # Refused outright (invalid, forbidden, over quota): the run says so and the resync tries
+                # again; the operator goes on with its other children and runs.
+                rejected.append(f"{kind} {name}: {api_error_message(error)}")
+                return
+            # An immutable field (e.g. a Job's pod template) changed: keep the running object, tell the user.
             events.append(
                 Event("Warning", "SpecChangeNotApplied", f"{kind} {name} rejected the change: {error.reason}")
             )
-            found = self._kube.get(manifest["apiVersion"], kind, manifest["metadata"]["namespace"], name)
-            if found is not None:
-                existing[child_key(manifest)] = found
+            existing[child_key(manifest)] = found
 
     def _count_created(self, run: SpecForgeRun, manifest: dict[str, Any]) -> None:
         # Restored: it existed before, as the last status (across operator restarts) or this process saw.

@@ -324,3 +324,37 @@ def test_metrics_report_reconciles_latency_and_phases(operator: OperatorProcess)
     assert operator.metric("specforge_reconciles_total", result="changed") > 0
     assert operator.metric("specforge_reconcile_duration_seconds_count") > 0
     assert operator.metric("specforge_children_total", action="created") > 0
+
+
+def test_a_child_the_api_server_refuses_is_named_on_the_run_then_created_once_allowed(
+    api: k8s_client.ApiClient, runs: Runs, operator: OperatorProcess
+) -> None:
+    # A quota of no Jobs in the namespace: the run's trainer Job is refused (403) on its first apply.
+    core = k8s_client.CoreV1Api(api)
+    quota = k8s_client.V1ResourceQuota(
+        metadata=k8s_client.V1ObjectMeta(name="no-jobs"),
+        spec=k8s_client.V1ResourceQuotaSpec(hard={"count/jobs.batch": "0"}),
+    )
+    core.create_namespaced_resource_quota(runs.namespace, quota)
+    wait_for(
+        lambda: core.read_namespaced_resource_quota("no-jobs", runs.namespace).status.hard or None,
+        "the quota to be counted",
+        timeout=30,
+    )
+    runs.create(run_manifest("local_colocated", "refused", trainer={"podAnnotations": LONG_RUN}))
+    refused = wait_for(
+        lambda: (c := condition(runs.get("refused"), "ChildrenAccepted")) and c["status"] == "False" and c,
+        "ChildrenAccepted=False",
+        timeout=60,
+    )
+    assert refused["reason"] == "ChildRejected"
+    assert "Job refused-trainer" in refused["message"] and "exceeded quota" in refused["message"], refused
+    status = runs.get("refused")["status"]
+    assert (status["phase"], condition(runs.get("refused"), "Running")["status"]) == ("Provisioning", "False")
+    runs.warning_reasons("refused", "ChildRejected")
+    wait_for_resyncs(operator, runs.namespace, "refused")  # refused again at each: still one event
+    assert runs.warning_reasons("refused", "ChildRejected").count("ChildRejected") == 1
+
+    core.delete_namespaced_resource_quota("no-jobs", runs.namespace)
+    runs.wait_phase("refused", "Running", timeout=60)  # the next resync creates it
+    assert condition(runs.get("refused"), "ChildrenAccepted")["status"] == "True"

@@ -19,6 +19,7 @@ from specforge_api.status import Phase
 
 from specforge_operator.policies.backend import backend_availability
 from specforge_operator.policies.deadlines import active_deadline_failure, pre_running_deadline_failure
+from specforge_operator.policies.pod_health import PODS_HEALTHY_CONDITION, PodHealth
 from specforge_operator.policies.queueing import (
     KUEUE_NOT_INSTALLED,
     QUEUE_ADMITTED_CONDITION,
@@ -48,6 +49,9 @@ class PolicyInputs:
     workload_suspended: bool  # the workload object's own suspend flag (a queue's, or spec.suspend)
     schedulability: Schedulability | None
     now: datetime
+    pod_health: PodHealth | None = None
+    # "<Kind> <name>: <the API server's message>" for each child whose apply was refused (403, 422).
+    rejected_children: tuple[str, ...] = ()
     # (apiVersion, kind) of the trainer workload when the API server does not serve it (policies.backend).
     unserved_workload: tuple[str, str] | None = None
     # Whether the cluster serves Kueue; None when the run names no queue (not looked up).
@@ -65,34 +69,61 @@ class PolicyOutcome:
     delete_run: bool = False
 
 
+CHILDREN_ACCEPTED_CONDITION = "ChildrenAccepted"
+CHILD_REJECTED_REASON = "ChildRejected"
+
+
 def _wire_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _schedulable(inputs: PolicyInputs) -> tuple[tuple[ConditionUpdate, ...], tuple[Event, ...]]:
-    verdict = inputs.schedulability
+def _observed_condition(
+    inputs: PolicyInputs, condition_type: str, verdict: tuple[bool, str, str] | None
+) -> tuple[tuple[ConditionUpdate, ...], tuple[Event, ...]]:
+    """A condition the run repeats from what it saw on its children (holds, reason, message), with one
+    warning per episode (and per message change within it), not one per reconcile."""
     previous = next(
-        (
-            c
-            for c in (inputs.run.status.conditions if inputs.run.status else [])
-            if c.type == SCHEDULABLE_CONDITION
-        ),
+        (c for c in (inputs.run.status.conditions if inputs.run.status else []) if c.type == condition_type),
         None,
     )
     if verdict is None:
-        # No pod judged this time (pods not listed, or between scheduler and kubelet updates): the last
-        # verdict stands. Dropping it would lose a Schedulable=False that nothing would ever clear.
+        # Nothing judged this time (pods not listed, or between scheduler and kubelet updates): the last
+        # verdict stands. Dropping it would lose a False that nothing would ever clear.
         if previous is None:
             return (), ()
-        kept = ConditionUpdate(
-            SCHEDULABLE_CONDITION, previous.status == "True", previous.reason, previous.message
-        )
+        kept = ConditionUpdate(condition_type, previous.status == "True", previous.reason, previous.message)
         return (kept,), ()
-    condition = ConditionUpdate(SCHEDULABLE_CONDITION, verdict.schedulable, verdict.reason, verdict.message)
-    # One warning per episode (and a message change within it), not one per reconcile.
-    news = previous is None or previous.status != "False" or previous.message != verdict.message
-    events = (Event("Warning", verdict.reason, verdict.message),) if not verdict.schedulable and news else ()
+    holds, reason, message = verdict
+    condition = ConditionUpdate(condition_type, holds, reason, message)
+    news = previous is None or previous.status != "False" or previous.message != message
+    events = (Event("Warning", reason, message),) if not holds and news else ()
     return (condition,), events
+
+
+def _schedulable(inputs: PolicyInputs) -> tuple[tuple[ConditionUpdate, ...], tuple[Event, ...]]:
+    verdict = inputs.schedulability
+    judged = None if verdict is None else (verdict.schedulable, verdict.reason, verdict.message)
+    return _observed_condition(inputs, SCHEDULABLE_CONDITION, judged)
+
+
+def _pods_healthy(inputs: PolicyInputs) -> tuple[tuple[ConditionUpdate, ...], tuple[Event, ...]]:
+    health = inputs.pod_health
+    judged = None if health is None else (health.healthy, health.reason, health.message)
+    return _observed_condition(inputs, PODS_HEALTHY_CONDITION, judged)
+
+
+def _children_accepted(inputs: PolicyInputs) -> tuple[tuple[ConditionUpdate, ...], tuple[Event, ...]]:
+    """Only runs that had a child refused carry the condition (False, then True once all are accepted)."""
+    if inputs.rejected_children:
+        judged = (False, CHILD_REJECTED_REASON, "; ".join(inputs.rejected_children))
+    elif any(
+        c.type == CHILDREN_ACCEPTED_CONDITION
+        for c in (inputs.run.status.conditions if inputs.run.status else [])
+    ):
+        judged = (True, "Accepted", "the API server accepted every child")
+    else:
+        return (), ()
+    return _observed_condition(inputs, CHILDREN_ACCEPTED_CONDITION, judged)
 
 
 def _waiting_for(inputs: PolicyInputs) -> str:
@@ -163,7 +194,11 @@ def evaluate_policies(inputs: PolicyInputs) -> PolicyOutcome:
     if workload.restarts is not None:  # the workload restarts its ranks itself (JobSet) and counts them
         restarts = max(restarts, workload.restarts)
     last_failed = status.last_failed_workload_uid if status else None
-    conditions, events = _schedulable(inputs)
+    conditions: tuple[ConditionUpdate, ...] = ()
+    events: tuple[Event, ...] = ()
+    for observed in (_schedulable, _pods_healthy, _children_accepted):
+        more_conditions, more_events = observed(inputs)
+        conditions, events = conditions + more_conditions, events + more_events
     backend_conditions, backend_events, backend_verdict = backend_availability(run, inputs.unserved_workload)
     conditions, events = conditions + backend_conditions, events + backend_events
 
@@ -174,6 +209,9 @@ def evaluate_policies(inputs: PolicyInputs) -> PolicyOutcome:
 
     if backend_verdict is not None:
         return outcome(verdict=backend_verdict)
+    if inputs.rejected_children and workload.state is WorkloadState.ABSENT:
+        message = "the API server refused " + "; ".join(inputs.rejected_children)
+        return outcome(verdict=Verdict(Phase.PROVISIONING, CHILD_REJECTED_REASON, message))
 
     suspended = run.spec.suspend or inputs.workload_suspended
     resume_time = _resume_time(inputs, suspended)
