@@ -173,6 +173,7 @@ MALFORMED: list[tuple[str, dict[str, Any], str]] = [
         (f"store-url-credentials-{index}", changes, field)
         for index, (changes, field) in enumerate(BAD_STORE_SPECS)
     ),
+    *((f"bounds-{index}", changes, field) for index, (changes, field) in enumerate(BAD_BOUND_SPECS)),
 ]
 
 
