@@ -138,10 +138,12 @@ class Reconciler:
         if leftover_ranks or not served:
             plan = self._without_trainer_workload(plan)
         existing: dict[ChildKey, dict[str, Any]] = {}
-        if plan.auth_secret is not None:
-            existing[("v1", "Secret", plan.auth_secret)] = self._ensure_auth_secret(run)
         events: list[Event] = []
         rejected: list[str] = []
+        if plan.auth_secret is not None:
+            secret = self._ensure_auth_secret(run, rejected)
+            if secret is not None:
+                existing[("v1", "Secret", plan.auth_secret)] = secret
         for manifest in plan.to_apply:
             self._apply_into(run, manifest, existing, events, rejected)
         store_ready = plan.store_ready(existing)  # decided here, once; observe, status and policies read it
@@ -289,6 +291,11 @@ class Reconciler:
         events: list[Event],
         rejected: list[str],
     ) -> None:
+        if not self._known_child(run, manifest):
+            found = self._kube.get(*child_key(manifest)[:2], run.namespace, manifest["metadata"]["name"])
+            if found is not None and not self._owns(run, found):
+                rejected.append(_not_ours(manifest["kind"], manifest["metadata"]["name"]))
+                return
         if is_queue_managed(run) and suspend_path(manifest) is not None:
             found = self._kube.get(*child_key(manifest)[:2], run.namespace, manifest["metadata"]["name"])
             ownership = suspend_ownership(run, workload_exists=found is not None)
@@ -320,17 +327,24 @@ class Reconciler:
             )
             existing[child_key(manifest)] = found
 
+    def _known_child(self, run: SpecForgeRun, manifest: dict[str, Any]) -> bool:
+        """This run made it: its status lists it (across operator restarts) or this process created it."""
+        known = {(c.api_version, c.kind, c.name) for c in (run.status.children if run.status else [])}
+        return child_key(manifest) in known or child_key(manifest) in self._seen_children.get(
+            run.metadata.uid or "", set()
+        )
+
     def _count_created(self, run: SpecForgeRun, manifest: dict[str, Any]) -> None:
         # Restored: it existed before, as the last status (across operator restarts) or this process saw.
-        known = {(c.api_version, c.kind, c.name) for c in (run.status.children if run.status else [])}
-        seen = self._seen_children.setdefault(run.metadata.uid or "", set())
-        key = child_key(manifest)
-        record_child_created(manifest["kind"], restored=key in known or key in seen)
-        seen.add(key)
+        record_child_created(manifest["kind"], restored=self._known_child(run, manifest))
+        self._seen_children.setdefault(run.metadata.uid or "", set()).add(child_key(manifest))
 
-    def _ensure_auth_secret(self, run: SpecForgeRun) -> dict[str, Any]:
+    def _ensure_auth_secret(self, run: SpecForgeRun, rejected: list[str]) -> dict[str, Any] | None:
         name = ChildNames(run.name).redis_auth
         found = self._kube.get("v1", "Secret", run.namespace, name)
+        if found is not None and not self._owns(run, found):
+            rejected.append(_not_ours("Secret", name))
+            return None
         if found is not None and CONFIG_KEY not in (found.get("data") or {}):
             # Made by an operator that passed the password in argv: add the server's config file.
             secret = redis_auth_secret(run, base64.b64decode(found["data"][PASSWORD_KEY]).decode())
@@ -402,3 +416,10 @@ class Reconciler:
                     )
             return f"pod {pod['metadata']['name']}: {status.get('reason', 'Failed')} {status.get('message', '')}".strip()
         return None
+
+
+def _not_ours(kind: str, name: str) -> str:
+    return (
+        f"{kind} {name} already exists and this run does not own it: it is left as it is "
+        "(delete it, or give the run another name)"
+    )

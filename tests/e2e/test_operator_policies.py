@@ -29,7 +29,7 @@ from e2e.operator_harness import (
     start_operator,
     wait_for_resyncs,
 )
-from e2e.specforgerun.conftest import Runs, condition, wait_for
+from e2e.specforgerun.conftest import GROUP, PLURAL, VERSION, Runs, condition, wait_for
 from kubernetes import client as k8s_client
 from specforge_operator.kube import KubeApi
 from unit.operator.builders import run_manifest
@@ -358,3 +358,47 @@ def test_a_child_the_api_server_refuses_is_named_on_the_run_then_created_once_al
     core.delete_namespaced_resource_quota("no-jobs", runs.namespace)
     runs.wait_phase("refused", "Running", timeout=60)  # the next resync creates it
     assert condition(runs.get("refused"), "ChildrenAccepted")["status"] == "True"
+
+
+def test_an_object_of_a_childs_name_the_run_does_not_own_is_left_alone_and_reported(
+    api: k8s_client.ApiClient, runs: Runs, operator: OperatorProcess
+) -> None:
+    apps = k8s_client.AppsV1Api(api)
+    selector = {"app": "someone-elses"}
+    theirs = k8s_client.V1Deployment(
+        metadata=k8s_client.V1ObjectMeta(name="taken-redis", labels=selector),
+        spec=k8s_client.V1DeploymentSpec(
+            replicas=0,
+            selector=k8s_client.V1LabelSelector(match_labels=selector),
+            template=k8s_client.V1PodTemplateSpec(
+                metadata=k8s_client.V1ObjectMeta(labels=selector),
+                spec=k8s_client.V1PodSpec(
+                    containers=[k8s_client.V1Container(name="app", image="example/app:1")]
+                ),
+            ),
+        ),
+    )
+    before = apps.create_namespaced_deployment(runs.namespace, theirs)
+    runs.create(run_manifest("dataflow_colocated", "taken"))
+    reported = wait_for(
+        lambda: (c := condition(runs.get("taken"), "ChildrenAccepted")) and c["status"] == "False" and c,
+        "ChildrenAccepted=False",
+        timeout=60,
+    )
+    assert "Deployment taken-redis already exists and this run does not own it" in reported["message"]
+    runs.warning_reasons("taken", "ChildRejected")
+    wait_for_resyncs(operator, runs.namespace, "taken")
+    after = apps.read_namespaced_deployment("taken-redis", runs.namespace)
+    assert after.metadata.resource_version == before.metadata.resource_version  # not written at all
+    assert not after.metadata.owner_references
+
+    runs.delete("taken")
+    custom = k8s_client.CustomObjectsApi(api)
+    wait_for(
+        lambda: not custom.list_namespaced_custom_object(GROUP, VERSION, runs.namespace, PLURAL)["items"],
+        "the run to be gone",
+        timeout=60,
+    )
+    time.sleep(3)  # the garbage collector would delete an owned object right after its owner
+    still = apps.read_namespaced_deployment("taken-redis", runs.namespace)
+    assert still.metadata.resource_version == before.metadata.resource_version
