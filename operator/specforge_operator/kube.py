@@ -184,6 +184,11 @@ class KubeApi:
         path = f"{collection_path(API_VERSION, KIND, namespace)}/{name}/status"
         return self._call("PATCH", path, body={"status": status}, content_type=MERGE_PATCH_CONTENT_TYPE)
 
+    def annotate_run(self, namespace: str, name: str, annotations: dict[str, str]) -> dict[str, Any]:
+        path = f"{collection_path(API_VERSION, KIND, namespace)}/{name}"
+        body = {"metadata": {"annotations": annotations}}
+        return self._call("PATCH", path, body=body, content_type=MERGE_PATCH_CONTENT_TYPE)
+
 
 def api_error_message(error: ApiException) -> str:
     """The API server's own words for a refusal (its Status ``message``), else the HTTP reason."""

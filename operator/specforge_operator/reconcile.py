@@ -54,6 +54,7 @@ from specforge_operator.render.producers import PRODUCER_COMPONENT
 from specforge_operator.render.store import CONFIG_KEY, PASSWORD_KEY, redis_auth_secret
 from specforge_operator.status import Event, Observed, derive_status
 from specforge_operator.status.derive import operator_fields, trainer_fields
+from specforge_operator.status.ledger import LEDGER_ANNOTATION, ledger_entry, trusted_status
 from specforge_operator.workloads.base import WorkloadObservation, WorkloadState
 from specforge_operator.workloads.batch_job import observe_job
 
@@ -96,19 +97,25 @@ class Reconciler:
         self._written: dict[str, str] = {}
         self._census = RunCensus()
         self._seen_children: dict[str, set[ChildKey]] = {}
+        self._ledger: dict[str, str | None] = {}  # each run's LEDGER_ANNOTATION as last read or written
 
     def forget(self, uid: str) -> None:
         with self._locks_guard:
             self._locks.pop(uid, None)
             self._written.pop(uid, None)
             self._seen_children.pop(uid, None)
+            self._ledger.pop(uid, None)
         self._census.forget(uid)
 
     def reconcile(self, body: Mapping[str, Any]) -> ReconcileResult:
+        uid = body["metadata"].get("uid") or ""
+        entry = (body["metadata"].get("annotations") or {}).get(LEDGER_ANNOTATION)
+        self._ledger.setdefault(uid, entry)
+        if uid not in self._written and body.get("status"):
+            body = {**body, "status": trusted_status(body["status"], entry)}
         run = parse_run_manifest(
             body, source=f"{body['metadata'].get('namespace')}/{body['metadata'].get('name')}"
         )
-        uid = run.metadata.uid or ""
         with self._lock_for(uid):
             return self._reconcile_locked(self._with_latest_status(run, uid))
 
@@ -181,11 +188,19 @@ class Reconciler:
         if written:
             self._kube.patch_run_status(run.namespace, run.name, status)
         self._written[run.metadata.uid or ""] = json.dumps(status, separators=(",", ":"))
+        self._record_in_ledger(run, status)
         self._census.observe(run.metadata.uid or "", status["phase"], run.spec.deployment_mode.value)
         self._carry_out(
             run, plan, outcome
         )  # after the status write, so a restart is counted before it happens
         return ReconcileResult(run, status, events + derived_events + list(outcome.events), written)
+
+    def _record_in_ledger(self, run: SpecForgeRun, status: dict[str, Any]) -> None:
+        entry = ledger_entry(status)
+        uid = run.metadata.uid or ""
+        if self._ledger.get(uid) != entry:
+            self._kube.annotate_run(run.namespace, run.name, {LEDGER_ANNOTATION: entry})
+            self._ledger[uid] = entry
 
     def _leftover_ranks(self, run: SpecForgeRun) -> int:
         """Trainer pods still present while the run is restarting (only then are they listed)."""

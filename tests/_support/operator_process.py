@@ -133,6 +133,13 @@ class OperatorProcess:
     def log_tail(self, lines: int = 80) -> str:
         return "\n".join(self.log_path.read_text().splitlines()[-lines:])
 
+    def restart(self) -> None:
+        """Stop, then start a new process with the same settings: nothing the old one held in memory."""
+        self.stop()
+        self._log = self.log_path.open("a")
+        self._spawn()
+        self.wait_live()
+
     def stop(self) -> None:
         self.process.terminate()
         try:

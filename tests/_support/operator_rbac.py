@@ -141,6 +141,7 @@ def issue(method: str, kind: Kind | None) -> Rules:
         "name": "x",
         "label_selector": "a=b",
         "status": {},
+        "annotations": {},
     }
     signature = _kube_methods()[method]
     params = [p for p in signature.parameters.values() if p.name != "self" and p.default is p.empty]

@@ -402,3 +402,46 @@ def test_an_object_of_a_childs_name_the_run_does_not_own_is_left_alone_and_repor
     time.sleep(3)  # the garbage collector would delete an owned object right after its owner
     still = apps.read_namespaced_deployment("taken-redis", runs.namespace)
     assert still.metadata.resource_version == before.metadata.resource_version
+
+
+def test_a_trainer_resetting_the_restart_count_does_not_buy_more_restarts(
+    api: k8s_client.ApiClient, runs: Runs, operator: OperatorProcess, cluster: PrivateCluster
+) -> None:
+    failing = {KWOK_FAIL_ANNOTATION: "true", KWOK_RUN_DURATION_ANNOTATION: "8s"}
+    runs.create(
+        run_manifest(
+            "dataflow_colocated", "forged", trainer={"podAnnotations": failing}, runPolicy={"backoffLimit": 2}
+        )
+    )
+    kube = KubeApi(runs.api.api_client)
+    generations: set[str] = set()
+
+    def restarts() -> int:
+        pods = kube.list(
+            "v1", "Pod", runs.namespace, "specforge.io/run=forged,app.kubernetes.io/component=trainer"
+        )
+        generations.update(ref["uid"] for pod in pods for ref in pod["metadata"].get("ownerReferences", []))
+        return (runs.get("forged").get("status") or {}).get("restarts", 0)
+
+    wait_for(lambda: restarts() >= 1, "the first restart", timeout=120, interval=0.5)
+    # What the trainer's ServiceAccount may do: patch its run's status, here its restart count back to 0;
+    # then a new operator process, which has no memory of the count.
+    with cluster.api_client() as as_trainer:
+        as_trainer.set_default_header(
+            "Impersonate-User", f"system:serviceaccount:{runs.namespace}:forged-trainer"
+        )
+        k8s_client.CustomObjectsApi(as_trainer).patch_namespaced_custom_object_status(
+            GROUP, VERSION, runs.namespace, PLURAL, "forged", {"status": {"restarts": 0}}
+        )
+    assert runs.get("forged")["status"]["restarts"] == 0
+    operator.restart()
+
+    def failed() -> dict[str, Any] | None:
+        restarts()
+        run = runs.get("forged")
+        return run if (run.get("status") or {}).get("phase") == "Failed" else None
+
+    run = wait_for(failed, "the run to fail at its backoff limit", timeout=240, interval=0.5)
+    assert condition(run, "Failed")["reason"] == "BackoffLimitExceeded"
+    assert run["status"]["restarts"] == 2
+    assert len(generations) == 3, "the first attempt and two restarts, not a third bought by the reset"
