@@ -11,9 +11,11 @@ Standard library only, so every side imports it cheaply.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from specforge_api.modes import DeploymentMode
 
@@ -43,6 +45,66 @@ class Env:
     MASTER_ADDR = "MASTER_ADDR"
     MASTER_PORT = "MASTER_PORT"
     JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
+
+
+DEFAULT_MAX_UNACKED_REFS = 64  # a producer's backpressure bound when the pod sets none
+
+
+class Tunables:
+    """Environment variables a user may set on a process (pod overrides, a laptop shell); not reserved."""
+
+    REDIS_DURABILITY = "SPECFORGE_REDIS_DURABILITY"  # strict (default) | relaxed
+    MODEL_CACHE = "SPECFORGE_MODEL_CACHE"  # where packaged target models are kept
+
+
+@dataclass(frozen=True)
+class PodEnv:
+    """A process's environment under the contract, read in one place and typed: every trainer entry
+    point takes what it needs from here instead of spelling variable names."""
+
+    run_name: str | None = None
+    run_namespace: str | None = None
+    run_uid: str | None = None
+    deployment_mode: DeploymentMode | None = None
+    metadata_url: str | None = None
+    metadata_password: str | None = None
+    max_unacked_refs: int | None = None
+    store_wait_s: float | None = None
+    rank: int = 0
+    local_rank: int | None = None
+    world_size: int = 1
+    redis_durability: str | None = None
+    model_cache: str | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> PodEnv:
+        """The contract's variables from ``environ`` (``os.environ`` by default); an empty value is unset."""
+        env = {key: value for key, value in (os.environ if environ is None else environ).items() if value}
+        mode = env.get(Env.DEPLOYMENT_MODE)
+        return cls(
+            run_name=env.get(Env.RUN_NAME),
+            run_namespace=env.get(Env.RUN_NAMESPACE),
+            run_uid=env.get(Env.RUN_UID),
+            deployment_mode=DeploymentMode.parse(mode) if mode else None,
+            metadata_url=env.get(Env.METADATA_URL),
+            metadata_password=env.get(Env.METADATA_PASSWORD),
+            max_unacked_refs=_number(env, Env.MAX_UNACKED_REFS, int),
+            store_wait_s=_number(env, Env.STORE_WAIT_S, float),
+            rank=_number(env, Env.RANK, int) or 0,
+            local_rank=_number(env, Env.LOCAL_RANK, int),
+            world_size=_number(env, Env.WORLD_SIZE, int) or 1,
+            redis_durability=env.get(Tunables.REDIS_DURABILITY),
+            model_cache=env.get(Tunables.MODEL_CACHE),
+        )
+
+
+def _number(env: Mapping[str, str], name: str, kind: type[int] | type[float]) -> Any:
+    if name not in env:
+        return None
+    try:
+        return kind(env[name])
+    except ValueError:
+        raise ValueError(f"${name} must be a number, got {env[name]!r}") from None
 
 
 # What a user's pod overrides may not name (the CRD refuses them): the env above, the volumes the operator

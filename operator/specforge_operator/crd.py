@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, NoDefault
 from pydantic_core import core_schema
 from specforge_api.run import (
+    API_VERSION,
     GROUP,
     KIND,
     PLURAL,
@@ -157,8 +158,8 @@ def build_crd() -> dict[str, Any]:
         "description": "A SpecForge EAGLE3 draft-model training run.",
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": "specforge.io/v1alpha1"},
-            "kind": {"type": "string", "description": "SpecForgeRun"},
+            "apiVersion": {"type": "string", "description": API_VERSION},
+            "kind": {"type": "string", "description": KIND},
             "metadata": {"type": "object"},  # the API server allows nothing else here
             "spec": spec_schema,
             "status": status_schema,

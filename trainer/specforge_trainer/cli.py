@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from specforge_api import ManifestError, SpecForgeRun, load_run_manifest
+from specforge_api.pod_contract import DEFAULT_MAX_UNACKED_REFS, Env, PodEnv
 
 from specforge_trainer.control_plane import DeploymentMode, StoreError, run_scope
 from specforge_trainer.control_plane.redis_ready import DEFAULT_STORE_WAIT_S, wait_for_redis_store
-from specforge_trainer.local.launch import METADATA_URL_ENV
 from specforge_trainer.local.supervisor import ProcessFailed
 from specforge_trainer.models.packaged import MODEL_CACHE_ENV, PACKAGED_MODELS, packaged_model_file
 
@@ -65,20 +65,16 @@ def _parser() -> argparse.ArgumentParser:
     produce.add_argument(
         "--feature-store", type=Path, help="feature directory (default: spec.featureStore.path)"
     )
-    produce.add_argument(
-        "--shard-index", type=int, default=int(os.environ.get("SPECFORGE_PRODUCER_INDEX", "0"))
-    )
-    produce.add_argument(
-        "--num-shards", type=int, default=int(os.environ.get("SPECFORGE_PRODUCER_COUNT", "1"))
-    )
+    produce.add_argument("--shard-index", type=int, default=0)
+    produce.add_argument("--num-shards", type=int, default=1)
     produce.add_argument(
         "--trainer-world-size", type=int, default=1, help="trainer ranks the committed refs are scheduled for"
     )
     produce.add_argument(
         "--max-unacked-refs",
         type=int,
-        default=int(os.environ.get("SPECFORGE_MAX_UNACKED_REFS", "64")),
-        help="backpressure: pause while this producer has this many committed-but-unacked refs",
+        help="backpressure: pause while this producer has this many committed-but-unacked refs "
+        f"(default: ${Env.MAX_UNACKED_REFS}, else {DEFAULT_MAX_UNACKED_REFS})",
     )
     regenerate = commands.add_parser(
         "regenerate", help="answer the run's dataset with its target (spec.dataset.regenerate's settings)"
@@ -279,12 +275,12 @@ def _regeneration_stage(
 def _run_command(args: argparse.Namespace) -> None:
     run = load_run_manifest(args.manifest)
     out = args.out or Path("runs") / run.name
-    mode = DeploymentMode.parse(run.spec.deployment_mode.value)
+    mode = run.spec.deployment_mode
     if mode.durable:
         from specforge_trainer.local.launch import launch_local_run
 
         print(f"specforge run: {run.name} ({mode.value}, processes) -> {out}", file=sys.stderr)
-        launch_local_run(run, args.manifest, out, metadata_url=os.environ.get(METADATA_URL_ENV) or None)
+        launch_local_run(run, args.manifest, out, metadata_url=PodEnv.from_environ().metadata_url)
         print(f"outputs in {out}: checkpoints, metrics.jsonl, loss.png, logs/", file=sys.stderr)
         return
     print(
@@ -305,12 +301,13 @@ def _run_command(args: argparse.Namespace) -> None:
 
 def _train_command(args: argparse.Namespace) -> None:
     run = load_run_manifest(args.config)
-    mode = DeploymentMode.parse(os.environ.get("SPECFORGE_DEPLOYMENT_MODE", run.spec.deployment_mode.value))
-    if mode.value != run.spec.deployment_mode.value:
-        raise ValueError(f"SPECFORGE_DEPLOYMENT_MODE={mode.value} disagrees with spec.deploymentMode")
-    metadata_url = os.environ.get(METADATA_URL_ENV) or None
+    env = PodEnv.from_environ()
+    mode = env.deployment_mode or run.spec.deployment_mode
+    if mode is not run.spec.deployment_mode:
+        raise ValueError(f"{Env.DEPLOYMENT_MODE}={mode.value} disagrees with spec.deploymentMode")
+    metadata_url = env.metadata_url
     if metadata_url and mode.durable:
-        wait_for_redis_store(metadata_url, run_scope(run), _store_wait_s())
+        wait_for_redis_store(metadata_url, run_scope(run), _store_wait_s(env))
     _train(
         run,
         mode=mode,
@@ -327,8 +324,9 @@ def _produce_command(args: argparse.Namespace) -> None:
 
     run = load_run_manifest(args.config)
     _set_cpu_threads(run, producer=True)
-    metadata_url = os.environ.get(METADATA_URL_ENV) or None
-    mode = DeploymentMode.parse(run.spec.deployment_mode.value)
+    env = PodEnv.from_environ()
+    metadata_url = env.metadata_url
+    mode = run.spec.deployment_mode
     feature_store = args.feature_store or Path(run.spec.feature_store.path)
     from specforge_trainer.train.distributed import single_process_device
 
@@ -359,7 +357,7 @@ def _stream_produce(
     from specforge_trainer.control_plane import resolve_control_plane
     from specforge_trainer.features.streaming import stream_shard_of_run
 
-    wait_for_redis_store(metadata_url, run_scope(run), _store_wait_s())
+    wait_for_redis_store(metadata_url, run_scope(run), _store_wait_s(PodEnv.from_environ()))
     controller, _ = resolve_control_plane(mode, run_scope(run), metadata_url=metadata_url)
     try:
         result = stream_shard_of_run(
@@ -369,7 +367,9 @@ def _stream_produce(
             trainer_world_size=args.trainer_world_size,
             shard_index=args.shard_index,
             num_shards=args.num_shards,
-            max_unacked_refs=args.max_unacked_refs,
+            max_unacked_refs=args.max_unacked_refs
+            or PodEnv.from_environ().max_unacked_refs
+            or DEFAULT_MAX_UNACKED_REFS,
         )
     finally:
         controller.close()
@@ -379,8 +379,8 @@ def _stream_produce(
     )
 
 
-def _store_wait_s() -> float:
-    return float(os.environ.get("SPECFORGE_STORE_WAIT_S", str(DEFAULT_STORE_WAIT_S)))
+def _store_wait_s(env: PodEnv) -> float:
+    return env.store_wait_s if env.store_wait_s is not None else DEFAULT_STORE_WAIT_S
 
 
 def _regenerate_command(args: argparse.Namespace) -> None:

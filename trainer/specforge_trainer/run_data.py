@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 from specforge_api import DraftHeadInit, SpecForgeRun
@@ -73,5 +74,6 @@ def build_draft(run: SpecForgeRun, data: RunData) -> Eagle3DraftModel:
     torch.manual_seed(run.spec.training.seed)
     draft = Eagle3DraftModel(config, target.embedding, vocab).to(target.device)
     if run.spec.training.draft_head_init is DraftHeadInit.TARGET:
-        draft.start_from_target_head(target.lm_head.weight, target.final_norm.weight)
+        head, norm = target.lm_head.weight, target.final_norm.weight
+        draft.start_from_target_head(cast(torch.Tensor, head), cast(torch.Tensor, norm))
     return draft

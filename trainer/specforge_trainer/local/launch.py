@@ -32,7 +32,6 @@ from specforge_api.pod_contract import (
 from specforge_trainer.local.redis_server import LocalRedisServer, free_port
 from specforge_trainer.local.supervisor import ProcessSpec, Supervisor
 
-METADATA_URL_ENV = Env.METADATA_URL
 LOCALHOST = "127.0.0.1"
 
 

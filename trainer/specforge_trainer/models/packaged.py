@@ -21,7 +21,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-MODEL_CACHE_ENV = "SPECFORGE_MODEL_CACHE"
+from specforge_api.pod_contract import PodEnv, Tunables
+
+MODEL_CACHE_ENV = Tunables.MODEL_CACHE
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ PACKAGED_MODELS: dict[str, PackagedModel] = {
 
 
 def model_cache() -> Path:
-    if configured := os.environ.get(MODEL_CACHE_ENV):
+    if configured := PodEnv.from_environ().model_cache:
         return Path(configured)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "specforge-k8s" / "models"
 

@@ -9,18 +9,19 @@ is informational, and the API server being briefly away must not cost a training
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from specforge_api.pod_contract import PodEnv
+from specforge_api.run import GROUP, PLURAL, VERSION
 
 from specforge_trainer.train.trainer import StepReport
 
 if TYPE_CHECKING:
     from specforge_trainer.speculative.qualification import Qualification
 
-GROUP, VERSION, PLURAL = "specforge.io", "v1alpha1", "specforgeruns"
 logger = logging.getLogger(__name__)
 
 Patcher = Callable[[dict[str, Any]], None]
@@ -108,7 +109,8 @@ class KubernetesProgressReporter:
 
     @classmethod
     def from_environment(cls) -> KubernetesProgressReporter | None:
-        name, namespace = os.environ.get("SPECFORGE_RUN_NAME"), os.environ.get("SPECFORGE_RUN_NAMESPACE")
+        env = PodEnv.from_environ()
+        name, namespace = env.run_name, env.run_namespace
         if not name or not namespace:
             return None
         try:

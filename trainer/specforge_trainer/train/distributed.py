@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from specforge_api.pod_contract import PodEnv
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,14 @@ def single_process_device() -> torch.device:
 
 def init_parallel() -> ParallelContext:
     """Join the torchrun process group when launched by torchrun, else run as a single rank."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    env = PodEnv.from_environ()
+    world_size = env.world_size
     use_cuda = torch.cuda.is_available()
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
     if use_cuda:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        local_rank = env.local_rank or 0
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
     else:

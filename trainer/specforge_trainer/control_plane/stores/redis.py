@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
@@ -35,6 +34,7 @@ from redis.exceptions import AuthenticationError, InvalidResponse, NoScriptError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from specforge_api.pod_contract import Env, PodEnv, Tunables
 
 from ..records import SampleRef
 from . import redis_lua
@@ -47,8 +47,8 @@ from .base import (
     UnknownSampleError,
 )
 
-PASSWORD_ENV = "SPECFORGE_METADATA_PASSWORD"
-DURABILITY_ENV = "SPECFORGE_REDIS_DURABILITY"
+PASSWORD_ENV = Env.METADATA_PASSWORD
+DURABILITY_ENV = Tunables.REDIS_DURABILITY
 _BATCH = 1000  # refs per script call: bounded Lua stack, pipelined across calls
 _T = TypeVar("_T")
 _Call = tuple[str, Sequence[str], Sequence[Any]]  # a script name (or a plain command), its keys, its args
@@ -79,7 +79,8 @@ class RedisMetadataStore(MetadataStore):
         self.url = url
         self.run_id = run_id
         self._reconnect_timeout_s = reconnect_timeout_s
-        durability = durability or os.environ.get(DURABILITY_ENV, "strict")  # type: ignore[assignment]
+        env = PodEnv.from_environ()
+        durability = durability or env.redis_durability or "strict"  # type: ignore[assignment]
         if durability not in ("strict", "relaxed"):
             raise ValueError(f"durability must be 'strict' or 'relaxed', got {durability!r}")
         if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
@@ -87,7 +88,7 @@ class RedisMetadataStore(MetadataStore):
                 f"metadata store URL must start with redis://, rediss:// or unix://, got {redact(url)!r}"
             )
         if password is None and urlsplit(url).password is None:
-            password = os.environ.get(PASSWORD_ENV) or None
+            password = env.metadata_password
         self._has_password = password is not None or urlsplit(url).password is not None
         self._client = redis.Redis.from_url(
             url,
