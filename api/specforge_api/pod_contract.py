@@ -47,6 +47,9 @@ class Env:
     JOB_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
 
 
+# The word a trainer that found its metadata store emptied puts in its error (and so in its pod's
+# termination message): the operator then fails the run instead of restarting it.
+STORE_LOST_REASON = "MetadataStoreLost"
 DEFAULT_MAX_UNACKED_REFS = 64  # a producer's backpressure bound when the pod sets none
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from specforge_api.pod_contract import STORE_LOST_REASON
+
 BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
 RESTARTING_REASON = "RestartingAllRanks"
 
@@ -47,6 +49,16 @@ def decide_restart(
     if not workload_failed:
         return RestartDecision(RestartAction.NONE, restarts, last_failed_workload_uid)
     detail = f": {failure}" if failure else ""
+    if (
+        STORE_LOST_REASON in failure
+    ):  # the trainer's own verdict (MetadataStoreLost): no restart brings the data back
+        return RestartDecision(
+            RestartAction.GIVE_UP,
+            restarts,
+            last_failed_workload_uid,
+            STORE_LOST_REASON,
+            f"the metadata store lost the run's acked samples, so the run cannot resume{detail}",
+        )
     if workload_uid is not None and workload_uid == last_failed_workload_uid:
         return RestartDecision(
             RestartAction.WAIT,

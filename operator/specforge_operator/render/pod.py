@@ -146,6 +146,9 @@ def pod_template(
         **container_env(_env(run, process, store), pool),
         "resources": container_resources(pool.resources, pool.gpus_per_replica, pool.accelerator_resource),
         "volumeMounts": mounts,
+        # A failed process's last log lines (its "error: ..." line) become the pod's termination message,
+        # which the run's Failed condition quotes and the restart policy reads.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         # The trainer image runs as a numeric non-root user (Dockerfile): runAsNonRoot holds without runAsUser.
         "securityContext": container_security_context(pool),
     }

@@ -1,4 +1,4 @@
-"""Each run's state in a shared Redis is its own: runs named alike in two namespaces, and a run deleted
+"""Each run's state in a shared Redis is its own, and a store that lost it is named: runs named alike in two namespaces, and a run deleted
 and applied again under its name (a new uid), never see each other's refs, acks or durable marker."""
 
 from __future__ import annotations
@@ -8,7 +8,12 @@ from _support.control_plane import make_ref
 from _support.manifests import minimal_run
 from specforge_api import SpecForgeRun
 from specforge_api.pod_contract import Env
-from specforge_trainer.control_plane import DeploymentMode, resolve_control_plane, run_scope
+from specforge_trainer.control_plane import (
+    DeploymentMode,
+    MetadataStoreLost,
+    resolve_control_plane,
+    run_scope,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +63,23 @@ def test_without_a_uid_a_laptop_run_is_scoped_by_its_name(monkeypatch) -> None:
     assert run_scope(_run("team-a")) == "demo"
     monkeypatch.setenv(Env.RUN_UID, "0b1c")
     assert run_scope(_run("team-a")) == "team-a/demo/0b1c"
+
+
+def test_a_store_that_lost_the_runs_acks_stops_the_resume_with_metadata_store_lost(
+    redis_server, monkeypatch
+) -> None:
+    """A managed Redis without persistence whose pod was replaced comes back empty: the resumed trainer
+    says so at once, in the words the operator fails the run on, instead of waiting for refs forever."""
+    scope, controller = _controller(redis_server.url, _run("team-a"), "uid-1", monkeypatch)
+    _train_three(scope, controller)
+    checkpoint_state = controller.state_dict()
+    assert checkpoint_state["durable_global_step"] == 1
+
+    _, intact = _controller(redis_server.url, _run("team-a"), "uid-1", monkeypatch)
+    intact.load_state_dict(checkpoint_state)  # the same store: resumes
+    controller.store._client.flushall()  # the store's data is gone
+    _, resumed = _controller(redis_server.url, _run("team-a"), "uid-1", monkeypatch)
+    with pytest.raises(MetadataStoreLost, match=r"^MetadataStoreLost: .* acked durably through step 1"):
+        resumed.load_state_dict(checkpoint_state)
+    for opened in (controller, intact, resumed):
+        opened.close()

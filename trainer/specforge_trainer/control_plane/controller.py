@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from .queue import SampleRefQueue
 from .records import SampleRef, assert_no_tensors
-from .stores.base import MetadataStore
+from .stores.base import MetadataStore, MetadataStoreLost
 from .stores.memory import InMemoryMetadataStore
 
 DEFAULT_LEASE_TIMEOUT_S = 60.0
@@ -255,6 +255,14 @@ class DataFlowController:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("run_id") != self.run_id:
             raise ValueError(f"checkpoint belongs to run {state.get('run_id')!r}, not to {self.run_id!r}")
+        recorded = state.get("durable_global_step")
+        if recorded is not None and self.store.durable_marker() is None:
+            raise MetadataStoreLost(
+                f"the metadata store has no record of run {self.run_id}, but its checkpoint says samples "
+                f"were acked durably through step {recorded}: the store lost its data (a managed Redis "
+                "without metadataStore.managed.persistence whose pod was replaced?). Which samples were "
+                "trained can no longer be told, so the run stops here instead of training some twice"
+            )
 
     def close(self) -> None:
         self.store.close()

@@ -74,3 +74,21 @@ def test_waiting_for_the_failed_workload_to_go_repeats_the_count_and_the_failed_
     assert waiting.message.startswith("restart 1 of at most 2: ") and waiting.message.endswith(
         ": pod r-worker-1: Error (exit code 1)"
     )
+
+
+def test_a_trainer_that_found_its_store_emptied_fails_the_run_without_a_restart() -> None:
+    failure = "pod demo-trainer-master-0: Error (exit code 2) error: MetadataStoreLost: the metadata store has no record"
+    decision = decide_restart(
+        workload_failed=True,
+        workload_uid="w1",
+        failure=failure,
+        restarts=0,
+        last_failed_workload_uid=None,
+        backoff_limit=3,
+    )
+    assert (decision.action, decision.restarts, decision.reason) == (
+        RestartAction.GIVE_UP,
+        0,
+        "MetadataStoreLost",
+    )
+    assert "cannot resume" in decision.message and failure in decision.message

@@ -3,6 +3,7 @@
 from .base import (
     DurableMarker,
     MetadataStore,
+    MetadataStoreLost,
     StoreAuthError,
     StoreConfigError,
     StoreError,
@@ -17,6 +18,7 @@ __all__ = [
     "DurableMarker",
     "InMemoryMetadataStore",
     "MetadataStore",
+    "MetadataStoreLost",
     "NoOpMetadataStore",
     "RedisMetadataStore",
     "SQLiteMetadataStore",

@@ -19,6 +19,8 @@ import abc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from specforge_api.pod_contract import STORE_LOST_REASON
+
 from ..records import SampleRef
 
 
@@ -36,6 +38,14 @@ class StoreAuthError(StoreError):
 
 class StoreConfigError(StoreError):
     """The store is reachable but configured so that it cannot keep our guarantees."""
+
+
+class MetadataStoreLost(StoreError):
+    """The store has no record of a run whose checkpoint says samples were acked durably: its data is
+    gone, and which samples were trained cannot be told any more. Restarting would not bring it back."""
+
+    def __str__(self) -> str:  # the operator fails the run, instead of restarting it, on this word
+        return f"{STORE_LOST_REASON}: {self.args[0]}"
 
 
 class UnknownSampleError(StoreError, KeyError):
