@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from specforge_operator.policies.schedulability import FINISHED_POD_PHASES
+from specforge_operator.policies.schedulability import live_pods
 
 PODS_HEALTHY_CONDITION = "PodsHealthy"
 HEALTHY_REASON = "NoPodStuck"
@@ -46,13 +46,7 @@ def _stuck_containers(pod: Mapping[str, Any]) -> Iterable[tuple[str, str, str]]:
 
 def pod_health(pods: Iterable[Mapping[str, Any]]) -> PodHealth | None:
     """Whether any of the run's live pods is stuck; None when no live pod has container statuses yet."""
-    live = [
-        pod
-        for pod in pods
-        if (pod.get("status") or {}).get("phase") not in FINISHED_POD_PHASES
-        and not pod["metadata"].get("deletionTimestamp")
-    ]
-    judged = [pod for pod in live if (pod.get("status") or {}).get("containerStatuses")]
+    judged = [pod for pod in live_pods(pods) if (pod.get("status") or {}).get("containerStatuses")]
     if not judged:
         return None
     stuck = [

@@ -37,14 +37,19 @@ def _pod_scheduled(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def pod_schedulability(pods: Iterable[Mapping[str, Any]]) -> Schedulability | None:
-    """Whether the run's live pods are scheduled; None when there is nothing to judge yet."""
-    live = [
+def live_pods(pods: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The pods neither finished nor terminating: the ones whose state says something about the run now."""
+    return [
         pod
         for pod in pods
         if (pod.get("status") or {}).get("phase") not in FINISHED_POD_PHASES
         and not pod["metadata"].get("deletionTimestamp")
     ]
+
+
+def pod_schedulability(pods: Iterable[Mapping[str, Any]]) -> Schedulability | None:
+    """Whether the run's live pods are scheduled; None when there is nothing to judge yet."""
+    live = live_pods(pods)
     if not live:
         return None
     unschedulable = []
