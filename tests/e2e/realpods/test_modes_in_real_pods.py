@@ -89,7 +89,8 @@ def _acked_steps(real_runs: RealRuns, run: str) -> dict[str, int]:
     secret = core.read_namespaced_secret(f"{run}-redis-auth", real_runs.namespace)
     password = base64.b64decode(secret.data["password"]).decode()
     url = f"redis://{service.spec.cluster_ip}:6379/0"
-    with RedisMetadataStore(url, run_id=run, password=password) as store:
+    scope = f"{real_runs.namespace}/{run}/{real_runs.get(run)['metadata']['uid']}"  # control_plane.run_scope in a pod
+    with RedisMetadataStore(url, run_id=scope, password=password) as store:
         return store.acked_steps()
 
 
