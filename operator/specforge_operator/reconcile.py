@@ -49,9 +49,9 @@ from specforge_operator.policies.schedulability import (
     waits_for_claims,
     with_unbound_claims,
 )
-from specforge_operator.render.meta import ChildNames
+from specforge_operator.render.meta import TRAINER_COMPONENT, ChildNames
 from specforge_operator.render.producers import PRODUCER_COMPONENT
-from specforge_operator.render.store import CONFIG_KEY, PASSWORD_KEY, redis_auth_secret
+from specforge_operator.render.store import PASSWORD_KEY, REDIS_CONFIG_KEY, redis_auth_secret
 from specforge_operator.status import Event, Observed, derive_status
 from specforge_operator.status.derive import operator_fields, trainer_fields
 from specforge_operator.status.ledger import LEDGER_ANNOTATION, ledger_entry, trusted_status
@@ -360,7 +360,7 @@ class Reconciler:
         if found is not None and not self._owns(run, found):
             rejected.append(_not_ours("Secret", name))
             return None
-        if found is not None and CONFIG_KEY not in (found.get("data") or {}):
+        if found is not None and REDIS_CONFIG_KEY not in (found.get("data") or {}):
             # Made by an operator that passed the password in argv: add the server's config file.
             secret = redis_auth_secret(run, base64.b64decode(found["data"][PASSWORD_KEY]).decode())
             return self._kube.apply(secret)
@@ -400,7 +400,7 @@ class Reconciler:
             producers = observe_job(existing.get(("batch/v1", "Job", names.producers)))
         pod_failure = None
         if workload.state is WorkloadState.FAILED:
-            pod_failure = self._pod_failure(run, "trainer")
+            pod_failure = self._pod_failure(run, TRAINER_COMPONENT)
         elif producers is not None and producers.state is WorkloadState.FAILED:
             pod_failure = self._pod_failure(run, PRODUCER_COMPONENT)
         children = [

@@ -11,10 +11,9 @@ from typing import Any
 import yaml
 from specforge_api.run import GROUP, PLURAL, SpecForgeRun
 
-from specforge_operator.render.meta import ChildNames, object_meta
+from specforge_operator.render.meta import TRAINER_COMPONENT, ChildNames, object_meta
 
-CONFIG_KEY = "run.yaml"
-TRAINER_COMPONENT = "trainer"
+RUN_CONFIG_KEY = "run.yaml"
 
 
 def run_config_map(run: SpecForgeRun) -> dict[str, Any]:
@@ -22,7 +21,7 @@ def run_config_map(run: SpecForgeRun) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": object_meta(run, ChildNames(run.name).config, TRAINER_COMPONENT),
-        "data": {CONFIG_KEY: yaml.safe_dump(run.spec_manifest(), sort_keys=False)},
+        "data": {RUN_CONFIG_KEY: yaml.safe_dump(run.spec_manifest(), sort_keys=False)},
     }
 
 

@@ -17,6 +17,9 @@ KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PART_OF = "specforge-k8s"
 
 
+TRAINER_COMPONENT = "trainer"  # the app.kubernetes.io/component of the trainer pods and their config
+
+
 class ChildNames:
     """The name of each child of one run."""
 

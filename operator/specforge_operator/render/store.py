@@ -46,7 +46,7 @@ REDIS_PORT = 6379
 REDIS_COMPONENT = "metadata-store"
 PASSWORD_KEY = "password"
 # The Secret's second key: a redis.conf fragment redis-server reads as its config file.
-CONFIG_KEY = "redis.conf"
+REDIS_CONFIG_KEY = "redis.conf"
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def redis_auth_data(password: str) -> dict[str, str]:
     config = f'requirepass "{password}"\n'
     return {
         PASSWORD_KEY: base64.b64encode(password.encode()).decode(),
-        CONFIG_KEY: base64.b64encode(config.encode()).decode(),
+        REDIS_CONFIG_KEY: base64.b64encode(config.encode()).decode(),
     }
 
 
@@ -164,13 +164,13 @@ def _redis_deployment(run: SpecForgeRun, redis: ManagedRedis, *, replicas: int) 
     mounts: list[dict[str, Any]] = [{"name": Volumes.STORE_DATA, "mountPath": STORE_DATA_DIR}]
     if redis.auth.enabled:
         # A config file as redis-server's first argument; the options after it override its settings.
-        args = [f"{STORE_AUTH_DIR}/{CONFIG_KEY}", *args]
+        args = [f"{STORE_AUTH_DIR}/{REDIS_CONFIG_KEY}", *args]
         volumes.append(
             {
                 "name": Volumes.STORE_AUTH,
                 "secret": {
                     "secretName": names.redis_auth,
-                    "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}],
+                    "items": [{"key": REDIS_CONFIG_KEY, "path": REDIS_CONFIG_KEY}],
                 },
             }
         )

@@ -13,11 +13,9 @@ from typing import Any, Protocol
 
 from specforge_api.run import SpecForgeRun
 
-from specforge_operator.render.meta import ChildNames, labels
+from specforge_operator.render.meta import TRAINER_COMPONENT, ChildNames, labels
 from specforge_operator.render.pod import pod_template, trainer_process_of
 from specforge_operator.render.store import MetadataStoreConnection
-
-TRAINER_COMPONENT = "trainer"
 
 
 class WorkloadState(StrEnum):

@@ -7,11 +7,10 @@ from typing import Any
 from specforge_api.run import SpecForgeRun
 
 from specforge_operator.render.job import job_manifest
-from specforge_operator.render.meta import ChildNames
+from specforge_operator.render.meta import TRAINER_COMPONENT, ChildNames
 from specforge_operator.render.store import MetadataStoreConnection
 from specforge_operator.workloads.base import (
     ABSENT,
-    TRAINER_COMPONENT,
     WorkloadObservation,
     WorkloadState,
     trainer_pod_template,

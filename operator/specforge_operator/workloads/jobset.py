@@ -28,11 +28,10 @@ from typing import Any
 from specforge_api.pod_contract import Env, workload_env
 from specforge_api.run import SpecForgeRun
 
-from specforge_operator.render.meta import KUEUE_QUEUE_LABEL, ChildNames, object_meta
+from specforge_operator.render.meta import KUEUE_QUEUE_LABEL, TRAINER_COMPONENT, ChildNames, object_meta
 from specforge_operator.render.store import MetadataStoreConnection
 from specforge_operator.workloads.base import (
     ABSENT,
-    TRAINER_COMPONENT,
     WorkloadObservation,
     WorkloadState,
     trainer_pod_template,

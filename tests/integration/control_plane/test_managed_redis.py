@@ -10,7 +10,7 @@ import pytest
 import yaml
 from _support.control_plane import make_ref
 from specforge_api import parse_run_manifest
-from specforge_operator.render.store import CONFIG_KEY, managed_redis_manifests, redis_auth_secret
+from specforge_operator.render.store import REDIS_CONFIG_KEY, managed_redis_manifests, redis_auth_secret
 from specforge_trainer.control_plane import RedisMetadataStore
 
 pytestmark = pytest.mark.integration
@@ -33,10 +33,10 @@ def rendered_redis_options(example: str, secret_dir: Path) -> list[str]:
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["redis-server"]
     args = list(container["args"])
-    if args[0].endswith(f"/{CONFIG_KEY}"):  # the Secret's config file, as the pod mounts it
-        config = redis_auth_secret(run, PASSWORD)["data"][CONFIG_KEY]
-        (secret_dir / CONFIG_KEY).write_bytes(base64.b64decode(config))
-        args[0] = str(secret_dir / CONFIG_KEY)
+    if args[0].endswith(f"/{REDIS_CONFIG_KEY}"):  # the Secret's config file, as the pod mounts it
+        config = redis_auth_secret(run, PASSWORD)["data"][REDIS_CONFIG_KEY]
+        (secret_dir / REDIS_CONFIG_KEY).write_bytes(base64.b64decode(config))
+        args[0] = str(secret_dir / REDIS_CONFIG_KEY)
     for option in ("--port", "--dir"):  # the local server's own (LocalRedisServer keeps them)
         at = args.index(option)
         args = args[:at] + args[at + 2 :]

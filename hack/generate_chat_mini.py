@@ -1,11 +1,11 @@
 """Regenerate the bundled demo data: the ``chat-mini`` dataset and the tokenizer trained on it.
 
-The files are committed as package data, so a run never calls this; it exists so the data is
-reproducible and reviewable instead of an opaque blob. The conversations are templated small talk
+The files are committed as package data, so a run never calls this (nor does the wheel ship it); it
+exists so the data is reproducible and reviewable instead of an opaque blob. The conversations are templated small talk
 (arithmetic, facts, lists, rewrites) built from a fixed seed: enough repeated structure that a tiny
 draft model measurably learns to imitate a target within a two-minute CPU run.
 
-    python -m specforge_trainer.resources.generate
+    .venv/bin/python hack/generate_chat_mini.py
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-RESOURCES_DIR = Path(__file__).parent
+RESOURCES_DIR = Path(__file__).resolve().parents[1] / "trainer" / "specforge_trainer" / "resources"
 DATASET_PATH = RESOURCES_DIR / "chat_mini.jsonl"
 TOKENIZER_DIR = RESOURCES_DIR / "chat_mini_tokenizer"
 TOKENIZER_VOCAB_SIZE = 512
