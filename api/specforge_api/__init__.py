@@ -9,7 +9,6 @@ from specforge_api.modes import DeploymentMode
 from specforge_api.run import API_VERSION, GROUP, KIND, PLURAL, VERSION, ObjectMeta, SpecForgeRun
 from specforge_api.spec import (
     DatasetSource,
-    DraftHeadInit,
     FeatureMode,
     MetadataStoreSpec,
     SpecForgeRunSpec,
@@ -27,7 +26,6 @@ __all__ = [
     "Condition",
     "DatasetSource",
     "DeploymentMode",
-    "DraftHeadInit",
     "FeatureMode",
     "ManifestError",
     "MetadataStoreSpec",

@@ -61,13 +61,6 @@ class MixedPrecision(StrEnum):
     FP32 = "fp32"
 
 
-class DraftHeadInit(StrEnum):
-    """Where the draft's LM head (and its final norm) start from."""
-
-    TARGET = "target"
-    RANDOM = "random"
-
-
 class TargetModelSource(ApiModel):
     """The target model whose hidden states the draft model learns from."""
 
@@ -211,11 +204,6 @@ class TrainingConfig(ApiModel):
     )
     warmup_ratio: float = Field(
         default=0.015, ge=0, le=1, description="Fraction of the run's optimizer steps warming up linearly."
-    )
-    draft_head_init: DraftHeadInit = Field(
-        default=DraftHeadInit.RANDOM,
-        description="target: the draft's LM head starts as the target's head rows of the draft vocabulary, and "
-        "its final norm as the target's; random: both start fresh.",
     )
     mixed_precision: MixedPrecision = Field(
         default=MixedPrecision.BF16,

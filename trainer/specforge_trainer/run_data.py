@@ -7,10 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import torch
-from specforge_api import DraftHeadInit, SpecForgeRun
+from specforge_api import SpecForgeRun
 
 from specforge_trainer.data.tokenize import TokenizedSample
 from specforge_trainer.data.training_set import load_training_set
@@ -72,8 +71,4 @@ def build_draft(run: SpecForgeRun, data: RunData) -> Eagle3DraftModel:
     )
     config = DraftConfig.for_target(target.model.config, draft_vocab_size=draft_vocab_size)
     torch.manual_seed(run.spec.training.seed)
-    draft = Eagle3DraftModel(config, target.embedding, vocab).to(target.device)
-    if run.spec.training.draft_head_init is DraftHeadInit.TARGET:
-        head, norm = target.lm_head.weight, target.final_norm.weight
-        draft.start_from_target_head(cast(torch.Tensor, head), cast(torch.Tensor, norm))
-    return draft
+    return Eagle3DraftModel(config, target.embedding, vocab).to(target.device)

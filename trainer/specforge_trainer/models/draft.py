@@ -248,13 +248,6 @@ class Eagle3DraftModel(nn.Module):
         self.register_buffer("t2d", vocab.t2d.clone())
         self.register_buffer("d2t", vocab.d2t.clone())
 
-    @torch.no_grad()
-    def start_from_target_head(self, head_weight: torch.Tensor, final_norm_weight: torch.Tensor) -> None:
-        """Take the target's LM head rows of the draft vocabulary and its final norm: the draft's output
-        then starts in the space the target reads tokens from, instead of learning a head from nothing."""
-        self.lm_head.weight.copy_(head_weight[self.draft_ids_to_target.to(head_weight.device)])
-        self.norm.weight.copy_(final_norm_weight)
-
     @property
     def draft_ids_to_target(self) -> torch.Tensor:
         """(draft_vocab,) the target token id of each draft-vocabulary entry."""

@@ -106,14 +106,6 @@ class TargetModel:
         return self.model.get_output_embeddings()
 
     @property
-    def final_norm(self) -> nn.Module:
-        """The norm applied to the last layer's output before the LM head."""
-        norm = getattr(getattr(self.model, "model", None), "norm", None)
-        if not isinstance(norm, nn.Module):
-            raise TypeError(f"{type(self.model).__name__} has no final norm at .model.norm")
-        return norm
-
-    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
