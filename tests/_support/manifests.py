@@ -57,8 +57,4 @@ BAD_BOUND_SPECS: list[tuple[dict[str, Any], str]] = [
         {"trainer": {"tolerations": [{"operator": "Exists", "tolerationSeconds": 315_360_001}]}},
         "spec.trainer.tolerations",
     ),
-    (
-        {"trainer": {"affinity": {"nodeAffinity": {}, "podAffinity": {}, "podAntiAffinity": {}, "x": {}}}},
-        "spec.trainer.affinity",
-    ),
 ]
