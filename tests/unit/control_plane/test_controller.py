@@ -8,6 +8,7 @@ from specforge_trainer.control_plane import (
     DataFlowController,
     DeploymentMode,
     InMemoryMetadataStore,
+    MetadataStoreLost,
     NoOpMetadataStore,
     ReconcileReport,
     SQLiteMetadataStore,
@@ -166,9 +167,11 @@ def test_controller_state_dict_guards_the_run_id():
     ctl.ack_train_refs("t", ["s00000"], global_step=3, optimizer_durable=True)
     state = ctl.state_dict()
     assert state == {"run_id": "run-a", "durable_global_step": 3}  # what the checkpoint records
-    DataFlowController("run-a").load_state_dict(state)
+    DataFlowController("run-a", metadata_store=ctl.store).load_state_dict(state)  # its store: resumes
     with pytest.raises(ValueError, match="run-a"):
-        DataFlowController("run-b").load_state_dict(state)
+        DataFlowController("run-b", metadata_store=ctl.store).load_state_dict(state)
+    with pytest.raises(MetadataStoreLost, match="acked durably through step 3"):  # an emptied store
+        DataFlowController("run-a").load_state_dict(state)
 
 
 @pytest.mark.parametrize("store_factory", STORE_KINDS, indirect=True)
