@@ -272,20 +272,18 @@ class Reconciler:
         self, run: SpecForgeRun, observed: Observed, pods: list[dict[str, Any]] | None
     ) -> Schedulability | None:
         """Judged only while some pods are pending (the managed store's too, while it is not ready),
-        or to clear an earlier Schedulable=False."""
+        or to clear an earlier Schedulable=False; never once the run is finished (``pods`` is None)."""
         pending = [observed.workload, *([observed.producers] if observed.producers else [])]
         previously_unschedulable = any(
             c.type == SCHEDULABLE_CONDITION and c.status == "False"
             for c in (run.status.conditions if run.status else [])
         )
         workloads_settled = all(w.state is not WorkloadState.PENDING for w in pending)
-        finished = bool(run.status and run.status.phase and run.status.phase.is_finished)
-        if finished or (not previously_unschedulable and workloads_settled and observed.store_ready):
+        if pods is None or (not previously_unschedulable and workloads_settled and observed.store_ready):
             return None
-        selector = f"{RUN_LABEL}={run.name}"
-        verdict = pod_schedulability(pods if pods is not None else [])
+        verdict = pod_schedulability(pods)
         if verdict is not None and waits_for_claims(verdict):
-            claims = self._kube.list("v1", "PersistentVolumeClaim", run.namespace, selector)
+            claims = self._kube.list("v1", "PersistentVolumeClaim", run.namespace, f"{RUN_LABEL}={run.name}")
             verdict = with_unbound_claims(verdict, claims)
         return verdict
 

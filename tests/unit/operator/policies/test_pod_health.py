@@ -10,7 +10,7 @@ import pytest
 from specforge_api.status import Phase
 from specforge_operator.policies.evaluate import evaluate_policies
 from specforge_operator.policies.pod_health import PodHealth, pod_health
-from specforge_operator.workloads.base import WorkloadObservation, WorkloadState
+from specforge_operator.workloads.base import WorkloadState
 from unit.operator.policies.test_evaluate import inputs
 
 
@@ -111,4 +111,3 @@ def test_a_refused_child_names_itself_in_the_phase_and_a_condition_with_one_even
 def test_runs_never_refused_carry_no_children_condition() -> None:
     outcome = evaluate_policies(inputs())
     assert _condition(outcome, "ChildrenAccepted") is None and _condition(outcome, "PodsHealthy") is None
-    assert isinstance(inputs().workload, WorkloadObservation)
